@@ -1,0 +1,277 @@
+"""Every hyperparameter of the original ELECTRA, its default, and the order defaults apply in.
+
+This is the one place where defaults live (spec §1, §3.1). `PretrainingConfig` reproduces
+`configure_pretraining.PretrainingConfig`, `get_bert_config` reproduces
+`util/training_utils.get_bert_config` (plus the debug-size override of `PretrainingModel`)
+and `get_generator_config` reproduces `run_pretraining.get_generator_config`.
+"""
+
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+
+# Transformer width and depth per `model_size` (spec §1.2).
+MODEL_SIZES = {"small": (256, 12), "base": (768, 12), "large": (1024, 24)}
+
+# The transformer used when `debug` is set (spec §1.4), applied before the generator is sized.
+DEBUG_MODEL = {"num_hidden_layers": 3, "hidden_size": 144, "intermediate_size": 576,
+               "num_attention_heads": 4}
+
+
+@dataclasses.dataclass
+class BertConfig:
+    """The transformer hyperparameters of the original `modeling.BertConfig` (spec §3.1)."""
+
+    vocab_size: int
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from a dict; unlike the original, an unknown key is an error."""
+        _check_known(values, {f.name for f in dataclasses.fields(cls)}, "BertConfig field")
+        return cls(**values)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+class PretrainingConfig:
+    """Every pretraining hyperparameter, assembled exactly as the original does (spec §1.3).
+
+    Args:
+        model_name: name of the model; the model directory is `<data_dir>/models/<model_name>`.
+        data_dir: directory holding `pretrain_tfrecords/`, `vocab.txt` and `models/`.
+        **kwargs: hyperparameter overrides. An unknown name raises `ValueError`.
+
+    Example:
+    ```python
+    config = PretrainingConfig("my-electra", "/data", model_size="base", debug=True)
+    config.train_batch_size  # 8, the debug default
+    ```
+    """
+
+    def __init__(self, model_name, data_dir, **kwargs):
+        self.model_name = model_name
+        self.debug = False  # small batch, few steps and a 3-layer 144-wide transformer
+        self.do_train = True  # pre-train ELECTRA
+        self.do_eval = False  # evaluate generator/discriminator on the pretraining records
+
+        # loss functions
+        self.electra_objective = True  # replaced token detection; False = BERT-style MLM
+        self.electric_objective = False  # Electric (forces the two-tower generator)
+        self.gen_weight = 1.0  # weight of the generator's MLM loss
+        self.disc_weight = 50.0  # weight of the discriminator's replaced-token loss
+        self.mask_prob = 0.15  # share of tokens selected for masking
+
+        # optimization
+        self.learning_rate = 5e-4
+        self.lr_decay_power = 1.0  # polynomial decay power; 1.0 = linear
+        self.weight_decay_rate = 0.01
+        self.num_warmup_steps = 10000
+
+        # training loop
+        self.iterations_per_loop = 200  # steps per TPU loop; also how often progress is logged
+        self.save_checkpoints_steps = 1000
+        self.num_train_steps = 1000000
+        self.num_eval_steps = 100
+        self.keep_checkpoint_max = 5  # 0 or None keeps every checkpoint
+
+        # model
+        self.model_size = "small"  # "small", "base" or "large"
+        self.model_hparam_overrides = kwargs.get("model_hparam_overrides", {})
+        self.embedding_size = None  # None means the hidden size; set to 128 for "small"
+        self.vocab_size = 30522
+        self.do_lower_case = True  # unused in pretraining, as in the original
+
+        # generator
+        self.uniform_generator = False  # fake tokens sampled uniformly from the vocabulary
+        self.two_tower_generator = False  # Electric's two-tower cloze generator
+        self.untied_generator_embeddings = False  # False: share the whole embedding block
+        self.untied_generator = True  # False: generator and discriminator are one network
+        self.generator_layers = 1.0  # generator depth as a fraction of the discriminator's
+        self.generator_hidden_size = 0.25  # generator width as a fraction of the discriminator's
+        self.disallow_correct = False  # never sample the original token
+        self.temperature = 1.0  # sampling temperature of the generator
+
+        # batch sizes
+        self.max_seq_length = 128
+        self.train_batch_size = 128
+        self.eval_batch_size = 128
+
+        # TPU
+        self.use_tpu = False
+        self.num_tpu_cores = 1
+        self.tpu_job_name = None
+        self.tpu_name = None
+        self.tpu_zone = None
+        self.gcp_project = None
+
+        # What we add to the original (it has no such knobs).
+        self.precision = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
+
+        # paths, derived from the constructor arguments before any update (as the original)
+        self.pretrain_tfrecords = os.path.join(
+            data_dir, "pretrain_tfrecords/pretrain_data.tfrecord*")
+        self.vocab_file = os.path.join(data_dir, "vocab.txt")
+        self.model_dir = os.path.join(data_dir, "models", model_name)
+        results_dir = os.path.join(self.model_dir, "results")
+        self.results_txt = os.path.join(results_dir, "unsup_results.txt")
+        # The original names a pickle here and never writes it; we write JSON.
+        self.results_json = os.path.join(results_dir, "unsup_results.json")
+
+        self.update(kwargs)
+        # Derived after the first update, so it cannot itself be passed as an hparam.
+        self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
+
+        if self.debug:
+            self.train_batch_size = 8
+            self.num_train_steps = 20
+            self.eval_batch_size = 4
+            self.iterations_per_loop = 1
+            self.num_eval_steps = 2
+        if self.model_size == "small":
+            self.embedding_size = 128
+        if self.electric_objective:
+            self.two_tower_generator = True
+        # Passed values beat the debug and size defaults.
+        self.update(kwargs)
+        self._hparams = dict(kwargs)
+        self._data_dir = data_dir
+        self._validate()
+
+    def update(self, kwargs):
+        """Sets hyperparameters; an unknown name raises `ValueError` naming it."""
+        _check_known(kwargs, set(vars(self)) - {"max_predictions_per_seq"}, "hparam")
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def _validate(self):
+        if self.model_size not in MODEL_SIZES:
+            raise ValueError(f"model_size must be one of {sorted(MODEL_SIZES)}, "
+                             f"got {self.model_size!r}")
+        if self.precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
+            raise ValueError("precision must be float32, mixed_bfloat16 or mixed_float16, "
+                             f"got {self.precision!r}")
+        _check_known(self.model_hparam_overrides,
+                     {f.name for f in dataclasses.fields(BertConfig)},
+                     "model_hparam_overrides key",
+                     hint=" (embedding_size is a top-level hparam, not a model override)")
+
+    def to_dict(self):
+        """All resolved values, for printing and for `config.json`."""
+        return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
+
+    def save(self, path):
+        """Writes `config.json`: the constructor arguments and, for reading, every value."""
+        tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+        payload = {"model_name": self.model_name, "data_dir": self._data_dir,
+                   "hparams": self._hparams, "resolved": self.to_dict()}
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path):
+        """Reads a `config.json` written by `save`."""
+        payload = _read_json(path)
+        if not {"model_name", "data_dir", "hparams"} <= set(payload):
+            raise ValueError(f"{path}: not an electra_tf config.json (expected the keys "
+                             "model_name, data_dir and hparams)")
+        return cls(payload["model_name"], payload["data_dir"], **payload["hparams"])
+
+    def __repr__(self):
+        return "PretrainingConfig(" + json.dumps(self.to_dict(), indent=1) + ")"
+
+
+def parse_hparams(hparams):
+    """Reads `--hparams`: a JSON string, or a path to a `.json` file (as the original).
+
+    Args:
+        hparams: a JSON object as a string, a path ending in `.json`, a dict, or None.
+    Returns:
+        A dict of hyperparameters.
+    """
+    if hparams is None or hparams == "":
+        return {}
+    if isinstance(hparams, dict):
+        return dict(hparams)
+    if hparams.endswith(".json"):
+        values = _read_json(hparams)
+    else:
+        try:
+            values = json.loads(hparams)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--hparams is neither a path ending in .json nor valid JSON: "
+                             f"{e} in {hparams!r}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--hparams must be a JSON object, got {type(values).__name__}")
+    return values
+
+
+def get_bert_config(config):
+    """The discriminator's transformer config (spec §1.2, and §1.4 in debug mode).
+
+    Args:
+        config: a `PretrainingConfig` (or any object with `model_size`, `vocab_size`,
+            `model_hparam_overrides` and `debug`).
+    Returns:
+        A `BertConfig`.
+    """
+    hidden_size, num_layers = MODEL_SIZES[config.model_size]
+    values = {"hidden_size": hidden_size, "num_hidden_layers": num_layers,
+              "vocab_size": config.vocab_size}
+    values.update(config.model_hparam_overrides)
+    # Heads and FFN size follow the (possibly overridden) width, unless overridden too.
+    values["num_attention_heads"] = max(1, values["hidden_size"] // 64)
+    values["intermediate_size"] = 4 * values["hidden_size"]
+    values.update(config.model_hparam_overrides)
+    if config.debug:
+        values.update(DEBUG_MODEL)
+    return BertConfig.from_dict(values)
+
+
+def get_generator_config(config, bert_config):
+    """The generator's transformer config, sized from the discriminator's (spec §1.2).
+
+    Heads and FFN size are always re-derived, so overrides of them do not reach it.
+    """
+    hidden_size = int(round(bert_config.hidden_size * config.generator_hidden_size))
+    return dataclasses.replace(
+        bert_config,
+        hidden_size=hidden_size,
+        num_hidden_layers=int(round(bert_config.num_hidden_layers * config.generator_layers)),
+        intermediate_size=4 * hidden_size,
+        num_attention_heads=max(1, hidden_size // 64))
+
+
+def embedding_size(config, bert_config):
+    """E: the width of the (shared) embedding tables; the hidden size when unset."""
+    return config.embedding_size or bert_config.hidden_size
+
+
+def _check_known(values, known, what, hint=""):
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown {what}{'s' if len(unknown) > 1 else ''}: "
+                         f"{', '.join(unknown)}{hint}")
+
+
+def _read_json(path):
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    with tf.io.gfile.GFile(path) as f:
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON: {e}") from None

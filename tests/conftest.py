@@ -1,0 +1,41 @@
+"""Shared test setup: quiet TensorFlow, float32 without TF32, fixture paths."""
+
+import json
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# The tolerances of the fixtures assume float32 without TF32 (fixtures README §6).
+tf.config.experimental.enable_tensor_float_32_execution(False)
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+REPO = pathlib.Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_hparams():
+    """The hyperparameters the `original-tiny` fixture was made with."""
+    config = json.loads((FIXTURES / "original-tiny" / "config.json").read_text())
+    return config["pretraining_config_kwargs"]
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_hparams):
+    from electra_tf.config import PretrainingConfig
+    return PretrainingConfig("tiny", "/nonexistent-data-dir", **tiny_hparams)
+
+
+@pytest.fixture(scope="session")
+def tiny_prefix():
+    return str(FIXTURES / "original-tiny" / "ckpt" / "model.ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_config, tiny_prefix):
+    from electra_tf import checkpoints
+    return checkpoints.load_original(tiny_prefix, tiny_config)
