@@ -382,48 +382,68 @@ def _save_tensors(prefix, tensors):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# Our own model directory: config.json, the weights as a TF2 object-based checkpoint, and
-# (after converting a full original checkpoint) its Adam slots and step under the original
-# names, so that converting back is lossless.
+# Our own model directory: `config.json`, `components.json` and TF2 checkpoints `ckpt-<step>`
+# (models, optimizer, and, when written by training, the data iterator and RNG state), the
+# same layout the trainer writes and resumes from.
 CONFIG_FILE = "config.json"
 COMPONENTS_FILE = "components.json"
-WEIGHTS_PREFIX = "weights/ckpt"
-ORIGINAL_STATE_PREFIX = "original_state/ckpt"
 
 
-def _tracked(models):
+def checkpoint_objects(models, optimizer=None, **extra):
+    """The `tf.train.Checkpoint` of a model directory; `extra` adds training state."""
     parts = {"encoder": models.encoder}
     if models.generator is not None:
         parts["generator"] = models.generator
     if models.discriminator is not None:
         parts["discriminator"] = models.discriminator
-    return tf.train.Checkpoint(**parts)
+    if optimizer is not None:
+        parts["optimizer"] = optimizer
+    return tf.train.Checkpoint(**parts, **extra)
+
+
+def write_model_dir_files(config, models, directory):
+    """Writes `config.json` and `components.json` (which networks exist)."""
+    config.save(os.path.join(directory, CONFIG_FILE))
+    components = {"generator": models.generator is not None,
+                  "discriminator_head": models.discriminator is not None}
+    with tf.io.gfile.GFile(os.path.join(directory, COMPONENTS_FILE), "w") as f:
+        f.write(json.dumps(components) + "\n")
+
+
+def build_from_model_dir(model_dir):
+    """The config and freshly built models described by a model directory."""
+    config = config_lib.PretrainingConfig.load(os.path.join(model_dir, CONFIG_FILE))
+    components = {"generator": True, "discriminator_head": True}
+    if tf.io.gfile.exists(os.path.join(model_dir, COMPONENTS_FILE)):
+        components = config_lib._read_json(os.path.join(model_dir, COMPONENTS_FILE))
+    return config, modeling.build_models(config, **components)
 
 
 def save_model_dir(models, model_dir, global_step=None, optimizer_slots=None):
-    """Writes a new model directory: `config.json`, weights and any original state.
+    """Writes a new model directory that training can resume from.
 
     Args:
         models: `modeling.ElectraModels`.
         model_dir: a directory that does not exist yet or is empty.
-        global_step, optimizer_slots: as `OriginalCheckpoint`; kept for `--to-original`.
+        global_step, optimizer_slots: as `OriginalCheckpoint`; with slots, the optimizer
+            state is saved too, so pretraining continues exactly where the original stopped.
     """
+    from electra_tf import optimization  # noqa: PLC0415 (optimization imports this module)
+
     if tf.io.gfile.exists(model_dir) and tf.io.gfile.listdir(model_dir):
         raise FileExistsError(f"{model_dir}: exists and is not empty; choose a new directory")
+    optimizer = None
+    if optimizer_slots:
+        optimizer = optimization.pretraining_optimizer(models.config, variable_map(models))
+        optimization.load_original_state(optimizer, optimizer_slots, global_step)
     parent = os.path.dirname(os.path.abspath(model_dir))
     tf.io.gfile.makedirs(parent)
     # Build in a sibling temporary directory and rename: a failure leaves nothing behind.
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
-        models.config.save(os.path.join(tmp, CONFIG_FILE))
-        components = {"generator": models.generator is not None,
-                      "discriminator_head": models.discriminator is not None}
-        with tf.io.gfile.GFile(os.path.join(tmp, COMPONENTS_FILE), "w") as f:
-            f.write(json.dumps(components) + "\n")
-        _tracked(models).write(os.path.join(tmp, WEIGHTS_PREFIX))
-        if global_step is not None or optimizer_slots:
-            _save_tensors(os.path.join(tmp, ORIGINAL_STATE_PREFIX),
-                          _state_tensors(global_step, optimizer_slots))
+        write_model_dir_files(models.config, models, tmp)
+        tf.train.CheckpointManager(checkpoint_objects(models, optimizer), tmp, max_to_keep=None,
+                                   checkpoint_name="ckpt").save(checkpoint_number=global_step or 0)
         if tf.io.gfile.exists(model_dir):
             tf.io.gfile.rmtree(model_dir)  # empty, checked above
         tf.io.gfile.rename(tmp, model_dir)
@@ -433,24 +453,26 @@ def save_model_dir(models, model_dir, global_step=None, optimizer_slots=None):
 
 
 def load_model_dir(model_dir):
-    """Reads a model directory written by `save_model_dir`.
+    """Reads the latest checkpoint of a model directory (converted or trained).
 
     Returns:
-        `OriginalCheckpoint` (`ignored` is empty; step and slots are those kept, if any).
+        `OriginalCheckpoint`; `global_step` and `optimizer_slots` come from the saved
+        optimizer, if the checkpoint has one.
     """
-    config = config_lib.PretrainingConfig.load(os.path.join(model_dir, CONFIG_FILE))
-    components = {"generator": True, "discriminator_head": True}
-    if tf.io.gfile.exists(os.path.join(model_dir, COMPONENTS_FILE)):
-        components = config_lib._read_json(os.path.join(model_dir, COMPONENTS_FILE))
-    models = modeling.build_models(config, **components)
-    prefix = os.path.join(model_dir, WEIGHTS_PREFIX)
-    if not tf.io.gfile.exists(prefix + ".index"):
-        raise FileNotFoundError(f"{prefix}.index: no weights in {model_dir}")
-    _tracked(models).read(prefix).assert_existing_objects_matched()
-    global_step, slots = None, {}
-    state_prefix = os.path.join(model_dir, ORIGINAL_STATE_PREFIX)
-    if tf.io.gfile.exists(state_prefix + ".index"):
-        _, slots, _, global_step = _split(read_checkpoint(state_prefix))
+    from electra_tf import optimization  # noqa: PLC0415
+
+    config, models = build_from_model_dir(model_dir)
+    latest = tf.train.latest_checkpoint(model_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{model_dir}: no checkpoint (no 'checkpoint' state file)")
+    optimizer = None
+    if any(name.startswith("optimizer/") for name, _ in tf.train.list_variables(latest)):
+        optimizer = optimization.pretraining_optimizer(config, variable_map(models))
+        optimizer.build([m.variable for m in variable_map(models).values()])
+    status = checkpoint_objects(models, optimizer).read(latest)
+    status.expect_partial().assert_existing_objects_matched()
+    global_step, slots = (optimization.export_original_state(optimizer) if optimizer
+                          else (None, {}))
     return OriginalCheckpoint(config, models.generator, models.discriminator, models.encoder,
                               global_step, slots, [])
 

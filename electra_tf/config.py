@@ -15,6 +15,8 @@ import tensorflow as tf
 # Transformer width and depth per `model_size` (spec §1.2).
 MODEL_SIZES = {"small": (256, 12), "base": (768, 12), "large": (1024, 24)}
 
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
 # The transformer used when `debug` is set (spec §1.4), applied before the generator is sized.
 DEBUG_MODEL = {"num_hidden_layers": 3, "hidden_size": 144, "intermediate_size": 576,
                "num_attention_heads": 4}
@@ -119,6 +121,10 @@ class PretrainingConfig:
 
         # What we add to the original (it has no such knobs).
         self.precision = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
+        self.strategy = "default"  # "default", "mirrored", "multi_worker" or "tpu"
+        self.jit_compile = False  # XLA-compile the training step
+        self.seed = None  # run seed (data order, masking, sampling, dropout); None: drawn once
+        self.gradient_accumulation_steps = 1  # micro-batches per optimizer update
 
         # paths, derived from the constructor arguments before any update (as the original)
         self.pretrain_tfrecords = os.path.join(
@@ -160,6 +166,9 @@ class PretrainingConfig:
         if self.model_size not in MODEL_SIZES:
             raise ValueError(f"model_size must be one of {sorted(MODEL_SIZES)}, "
                              f"got {self.model_size!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, "
+                             f"got {self.strategy!r}")
         if self.precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
             raise ValueError("precision must be float32, mixed_bfloat16 or mixed_float16, "
                              f"got {self.precision!r}")

@@ -87,7 +87,7 @@ def candidates_mask(input_ids, input_mask, ids):
     return tf.logical_and(tf.logical_not(ignore), tf.cast(input_mask, tf.bool))
 
 
-def mask(features, mask_prob, max_predictions, ids, seed):
+def mask(features, mask_prob, max_predictions, ids, seeds):
     """The original `pretrain_helpers.mask`: dynamic masking of one batch (spec §4.1).
 
     Selects max(1, min(N, round_half_even(mask_prob · #real tokens))) positions per row,
@@ -99,7 +99,8 @@ def mask(features, mask_prob, max_predictions, ids, seed):
         mask_prob: share of tokens to select.
         max_predictions: N.
         ids: `special_ids(vocab)`.
-        seed: int32 [2], for the stateless random ops.
+        seeds: int [B, 2], one seed per example, so an example's masking does not depend
+            on which batch or replica it is in.
     Returns:
         `MaskedInputs`.
     """
@@ -111,14 +112,22 @@ def mask(features, mask_prob, max_predictions, ids, seed):
         max_predictions, tf.cast(tf.round(num_tokens * mask_prob), tf.int32)))  # half-to-even
     weights = tf.cast(tf.sequence_mask(num_to_predict, max_predictions), tf.float32)
     candidates = tf.cast(candidates_mask(input_ids, input_mask, ids), tf.float32)
-    sample_prob = candidates / tf.reduce_sum(candidates, axis=-1, keepdims=True)
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    positions = tf.random.stateless_categorical(
-        tf.math.log(sample_prob), max_predictions, seeds[0], dtype=tf.int32)
+    log_prob = tf.math.log(candidates / tf.reduce_sum(candidates, axis=-1, keepdims=True))
+
+    def draw(args):
+        row_log_prob, seed = args
+        position_seed, mask_seed = tf.unstack(
+            tf.random.experimental.stateless_split(_split(seed, _MASKING), 2))
+        positions = tf.random.stateless_categorical(
+            row_log_prob[None], max_predictions, position_seed, dtype=tf.int32)[0]
+        return positions, tf.random.stateless_uniform([max_predictions], mask_seed) < 0.85
+
+    positions, to_mask = tf.map_fn(draw, (log_prob, seeds), fn_output_signature=(
+        tf.TensorSpec([max_predictions], tf.int32), tf.TensorSpec([max_predictions], tf.bool)))
     positions *= tf.cast(weights, tf.int32)  # unused slots point at 0, which scatter ignores
     masked_ids = gather_positions(input_ids, positions) * tf.cast(weights, tf.int32)
-    keep = tf.random.stateless_uniform([batch, max_predictions], seeds[1]) < 0.85
-    replace_positions = positions * tf.cast(keep, tf.int32)
+    # 85% of the selected slots show [MASK]; the rest keep their token (position 0: ignored).
+    replace_positions = positions * tf.cast(to_mask, tf.int32)
     masked_input_ids, _ = scatter_update(
         input_ids, tf.fill([batch, max_predictions], ids["[MASK]"]), replace_positions)
     return MaskedInputs(tf.stop_gradient(masked_input_ids), input_mask,
@@ -133,37 +142,58 @@ def unmask(masked):
     return input_ids
 
 
-def sample_from_softmax(logits, seed, disallow=None):
+def sample_from_softmax(logits, seeds, disallow=None):
     """Gumbel-max sampling (spec §4.4): argmax(logits + Gumbel noise) as int32 ids.
 
     Args:
-        logits: [..., V] float32 (already divided by the temperature).
-        seed: int32 [2].
-        disallow: optional [..., V] one-hot of tokens never to sample (logit −1000).
+        logits: [B, N, V] float32 (already divided by the temperature).
+        seeds: int [B, 2], one per example.
+        disallow: optional [B, N, V] one-hot of tokens never to sample (logit −1000).
+    Returns:
+        int32 [B, N].
     """
     if disallow is not None:
         logits -= 1000.0 * disallow
-    uniform = tf.random.stateless_uniform(tf.shape(logits), seed)
+    uniform = tf.map_fn(
+        lambda seed: tf.random.stateless_uniform(tf.shape(logits)[1:], _split(seed, _SAMPLING)),
+        seeds, fn_output_signature=tf.TensorSpec(logits.shape[1:], tf.float32))
     gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
     # The original takes argmax of softmax(logits + g); softmax does not move the argmax.
     return tf.stop_gradient(tf.argmax(logits + gumbel, -1, output_type=tf.int32))
 
 
-def softmax_output(logits, targets, weights):
+# Which of an example's seeds feeds which random draw.
+_MASKING, _SAMPLING = 0, 1
+
+
+def _split(seed, stream):
+    """The example seed of one random stream (masking or sampling)."""
+    return tf.random.experimental.stateless_split(seed, 2)[stream]
+
+
+def example_seeds(run_seed, first_example, batch_size):
+    """[B, 2] int64 seeds for examples first_example .. first_example + B − 1 of a run."""
+    index = tf.cast(first_example, tf.int64) + tf.range(batch_size, dtype=tf.int64)
+    return tf.stack([tf.fill([batch_size], tf.cast(run_seed, tf.int64)), index], axis=1)
+
+
+def softmax_output(logits, targets, weights, global_sum=tf.identity):
     """The original `get_softmax_output`: per-slot NLL and its weighted mean.
 
+    `global_sum` sums the denominator over replicas, so that a batch split over devices
+    has exactly the loss of the whole batch on one device.
     Returns:
         dict: `logits`, `probs`, `per_example_loss` [B, N], `loss` (Σ w·nll / (Σ w + 1e-6)),
         `preds` int32 [B, N].
     """
     log_probs = tf.nn.log_softmax(logits)
     nll = -tf.reduce_sum(log_probs * tf.one_hot(targets, tf.shape(logits)[-1]), axis=-1)
-    loss = tf.reduce_sum(weights * nll) / (tf.reduce_sum(weights) + 1e-6)
+    loss = tf.reduce_sum(weights * nll) / (global_sum(tf.reduce_sum(weights)) + 1e-6)
     return {"logits": logits, "probs": tf.exp(log_probs), "per_example_loss": nll,
             "loss": loss, "preds": tf.argmax(log_probs, -1, output_type=tf.int32)}
 
 
-def discriminator_output(logits, labels, input_mask):
+def discriminator_output(logits, labels, input_mask, global_sum=tf.identity):
     """The original `_get_discriminator_output` loss: a token-level masked mean.
 
     [CLS] and [SEP] count; padding does not. `per_example_loss` is each row's own mean.
@@ -173,7 +203,7 @@ def discriminator_output(logits, labels, input_mask):
                                                      logits) * weights
     return {"logits": logits, "probs": tf.sigmoid(logits), "labels": labels,
             "per_example_loss": tf.reduce_sum(losses, -1) / (1e-6 + tf.reduce_sum(weights, -1)),
-            "loss": tf.reduce_sum(losses) / (1e-6 + tf.reduce_sum(weights)),
+            "loss": tf.reduce_sum(losses) / (1e-6 + global_sum(tf.reduce_sum(weights))),
             # round((sign + 1) / 2): a logit of exactly 0 is "real".
             "preds": tf.cast(tf.round((tf.sign(logits) + 1) / 2), tf.int32)}
 
@@ -185,33 +215,36 @@ class Objective:
         config: a `PretrainingConfig`.
         models: the `modeling.ElectraModels` to train.
         ids: `special_ids(vocab)`; the BERT ids by default.
+        global_sum: sums a scalar over replicas (identity on one device); the loss
+            denominators are global so that replicas' losses add up to the batch's loss.
     """
 
-    def __init__(self, config, models, ids=None):
+    def __init__(self, config, models, ids=None, global_sum=tf.identity):
         self.config = config
         self.models = models
         self.ids = ids or {t: SPECIAL_IDS[t] for t in ("[CLS]", "[SEP]", "[MASK]")}
+        self.global_sum = global_sum
 
-    def __call__(self, features, seed, training=False, masked=None, sample=None):
+    def __call__(self, features, seeds, training=False, masked=None, sample=None):
         """Runs the objective on one batch.
 
         Args:
             features: dict of int32 `input_ids`, `input_mask`, `segment_ids` [B, S].
-            seed: int32 [2]; masking and sampling draw from it.
+            seeds: int [B, 2], one per example (`example_seeds`); masking and sampling
+                draw from them.
             training: dropout on or off (the original trains with dropout in both nets).
             masked: a `MaskedInputs` to use instead of drawing a masking (tests).
-            sample: a function (logits, seed, disallow) -> ids instead of Gumbel sampling.
+            sample: a function (logits, seeds, disallow) -> ids instead of Gumbel sampling.
         Returns:
             dict with `total_loss`, `masked` (MaskedInputs), `mlm` (softmax_output at the
             masked positions), `sampled_tokids`, `fake_input_ids`, and, with a
             discriminator, `disc` (discriminator_output); `cloze` for Electric.
         """
-        config, models = self.config, self.models
-        mask_seed, sample_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        config, models, global_sum = self.config, self.models, self.global_sum
         # 1. Mask: choose positions, put [MASK] at 85% of them.
         if masked is None:
             masked = mask(features, config.mask_prob, config.max_predictions_per_seq,
-                          self.ids, mask_seed)
+                          self.ids, seeds)
         original_ids = unmask(masked)
         # 2. Generator: MLM logits at the masked positions only.
         cloze = None
@@ -224,19 +257,19 @@ class Objective:
             cloze_logits = generator(masked.features(original_ids), training=training)["logits"]
             candidates = tf.cast(candidates_mask(original_ids, masked.input_mask, self.ids),
                                  tf.float32)
-            cloze = softmax_output(cloze_logits, original_ids, candidates)
+            cloze = softmax_output(cloze_logits, original_ids, candidates, global_sum)
             logits = gather_positions(cloze_logits, masked.masked_lm_positions)
         else:
             hidden = generator.encoder(masked.features(), training=training)["sequence_output"]
             logits = generator.head(hidden, mask_positions=masked.masked_lm_positions)
-        mlm = softmax_output(logits, masked.masked_lm_ids, masked.masked_lm_weights)
+        mlm = softmax_output(logits, masked.masked_lm_ids, masked.masked_lm_weights, global_sum)
         total_loss = config.gen_weight * (cloze["loss"] if cloze else mlm["loss"])
 
         # 3. Sample fake tokens (no gradient reaches the generator) and build the labels.
         disallow = (tf.one_hot(masked.masked_lm_ids, vocab_size) if config.disallow_correct
                     else None)
         sample = sample or sample_from_softmax
-        sampled = tf.stop_gradient(sample(logits / config.temperature, sample_seed, disallow))
+        sampled = tf.stop_gradient(sample(logits / config.temperature, seeds, disallow))
         fake_input_ids, updated = scatter_update(original_ids, sampled,
                                                  masked.masked_lm_positions)
         if config.electric_objective:
@@ -256,7 +289,7 @@ class Objective:
                     fake_input_ids, vocab_size), -1)
                 disc_logits += tf.stop_gradient(log_q) + math.log(
                     config.mask_prob / (1 - config.mask_prob))
-            disc = discriminator_output(disc_logits, labels, masked.input_mask)
+            disc = discriminator_output(disc_logits, labels, masked.input_mask, global_sum)
             total_loss += config.disc_weight * disc["loss"]
             outputs["disc"] = disc
         outputs["total_loss"] = total_loss

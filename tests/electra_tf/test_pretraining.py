@@ -12,6 +12,10 @@ TINY = FIXTURES / "original-tiny"
 IDS = {"[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
 
 
+def SEEDS(batch, run_seed=1, first=0):  # noqa: N802
+    return pretraining.example_seeds(run_seed, first, batch)
+
+
 @pytest.fixture(scope="module")
 def inputs():
     return dict(np.load(TINY / "inputs.npz"))
@@ -36,7 +40,7 @@ def fixed_masking(inputs):
 def test_objective_reproduces_original_full_model(tiny_loaded, inputs, full):
     objective = pretraining.Objective(tiny_loaded.config, tiny_loaded.models)
     features = {k: inputs[k] for k in modeling.INPUT_NAMES}
-    out = objective(features, tf.constant([1, 2]), masked=fixed_masking(inputs),
+    out = objective(features, SEEDS(4), masked=fixed_masking(inputs),
                     sample=lambda logits, seed, disallow: tf.constant(inputs["sampled_tokids"]))
     np.testing.assert_array_equal(out["masked"].input_ids, full["masked_input_ids"])
     np.testing.assert_array_equal(out["fake_input_ids"], full["fake_input_ids"])
@@ -85,7 +89,7 @@ def test_masking_statistics():
     features = _batch(batch=256)
     counts = dict(selected=0, masked=0, duplicates_rows=0)
     for step in range(8):
-        m = pretraining.mask(features, 0.15, 4, IDS, tf.constant([7, step]))
+        m = pretraining.mask(features, 0.15, 4, IDS, SEEDS(256, 7, 256 * step))
         positions, weights = m.masked_lm_positions.numpy(), m.masked_lm_weights.numpy()
         num_tokens = features["input_mask"].sum(-1)
         expected = np.maximum(1, np.minimum(4, np.round(num_tokens * 0.15)))  # half-to-even
@@ -111,27 +115,32 @@ def test_mask_count_rounds_half_to_even():
     features = _batch(batch=3, seq=40)
     features["input_mask"] = np.array([[1] * n + [0] * (40 - n) for n in (10, 30, 17)],
                                       np.int32)
-    m = pretraining.mask(features, 0.15, 6, IDS, tf.constant([0, 0]))
+    m = pretraining.mask(features, 0.15, 6, IDS, SEEDS(3))
     np.testing.assert_array_equal(m.masked_lm_weights.numpy().sum(-1), [2, 4, 3])
 
 
-def test_masking_is_reproducible_from_the_seed():
+def test_masking_is_reproducible_per_example():
     features = _batch()
-    a = pretraining.mask(features, 0.15, 4, IDS, tf.constant([3, 4]))
-    b = pretraining.mask(features, 0.15, 4, IDS, tf.constant([3, 4]))
-    c = pretraining.mask(features, 0.15, 4, IDS, tf.constant([3, 5]))
+    a = pretraining.mask(features, 0.15, 4, IDS, SEEDS(64, 3))
+    b = pretraining.mask(features, 0.15, 4, IDS, SEEDS(64, 3))
+    c = pretraining.mask(features, 0.15, 4, IDS, SEEDS(64, 4))
     np.testing.assert_array_equal(a.input_ids, b.input_ids)
     assert not np.array_equal(a.masked_lm_positions, c.masked_lm_positions)
+    # An example's masking does not depend on the rest of its batch.
+    half = {k: v[32:] for k, v in features.items()}
+    d = pretraining.mask(half, 0.15, 4, IDS, SEEDS(32, 3, first=32))
+    np.testing.assert_array_equal(d.input_ids, a.input_ids[32:])
 
 
 def test_gumbel_sampling_follows_the_softmax():
     logits = tf.math.log(tf.constant([[0.7, 0.2, 0.1, 0.0]]))
     logits = tf.tile(logits, [20000, 1])
-    samples = pretraining.sample_from_softmax(logits, tf.constant([1, 1])).numpy()
+    logits = tf.reshape(logits, [200, 100, 4])
+    samples = pretraining.sample_from_softmax(logits, SEEDS(200)).numpy().ravel()
     freq = np.bincount(samples, minlength=4) / len(samples)
     np.testing.assert_allclose(freq, [0.7, 0.2, 0.1, 0.0], atol=0.015)
-    disallow = tf.one_hot(tf.zeros([20000], tf.int32), 4)
-    samples = pretraining.sample_from_softmax(logits, tf.constant([1, 1]), disallow).numpy()
+    disallow = tf.one_hot(tf.zeros([200, 100], tf.int32), 4)
+    samples = pretraining.sample_from_softmax(logits, SEEDS(200), disallow).numpy()
     assert not np.any(samples == 0)
 
 
@@ -163,7 +172,7 @@ def test_every_variant_runs_and_has_gradients(hparams):
     variables = {id(v): v for m in (models.generator, models.discriminator, models.encoder)
                  if m is not None for v in m.trainable_weights}
     with tf.GradientTape() as tape:
-        out = objective(_batch(batch=4), tf.constant([0, 1]), training=True)
+        out = objective(_batch(batch=4), SEEDS(4), training=True)
     grads = tape.gradient(out["total_loss"], list(variables.values()))
     assert np.isfinite(float(out["total_loss"]))
     if config.uniform_generator:
