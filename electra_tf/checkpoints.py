@@ -415,7 +415,7 @@ def build_from_model_dir(model_dir):
     config = config_lib.PretrainingConfig.load(os.path.join(model_dir, CONFIG_FILE))
     components = {"generator": True, "discriminator_head": True}
     if tf.io.gfile.exists(os.path.join(model_dir, COMPONENTS_FILE)):
-        components = config_lib._read_json(os.path.join(model_dir, COMPONENTS_FILE))
+        components = config_lib.read_json(os.path.join(model_dir, COMPONENTS_FILE))
     return config, modeling.build_models(config, **components)
 
 

@@ -192,7 +192,7 @@ class PretrainingConfig:
     @classmethod
     def load(cls, path):
         """Reads a `config.json` written by `save`."""
-        payload = _read_json(path)
+        payload = read_json(path)
         if not {"model_name", "data_dir", "hparams"} <= set(payload):
             raise ValueError(f"{path}: not an electra_tf config.json (expected the keys "
                              "model_name, data_dir and hparams)")
@@ -215,7 +215,7 @@ def parse_hparams(hparams):
     if isinstance(hparams, dict):
         return dict(hparams)
     if hparams.endswith(".json"):
-        values = _read_json(hparams)
+        values = read_json(hparams)
     else:
         try:
             values = json.loads(hparams)
@@ -275,7 +275,8 @@ def _check_known(values, known, what, hint=""):
                          f"{', '.join(unknown)}{hint}")
 
 
-def _read_json(path):
+def read_json(path):
+    """Reads a JSON file; a clear error names the file when it is missing or invalid."""
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
     with tf.io.gfile.GFile(path) as f:

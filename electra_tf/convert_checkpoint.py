@@ -6,11 +6,10 @@
 """
 
 import os
-import sys
 
 from absl import app, flags
 
-from electra_tf import checkpoints
+from electra_tf import checkpoints, cli
 from electra_tf import config as config_lib
 
 flags.DEFINE_string("from-original", None, "Original checkpoint prefix (or its directory).")
@@ -32,13 +31,6 @@ def config_for(output_dir, hparams):
 
 
 def main(argv):
-    try:
-        run(argv)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        sys.exit(f"error: {e}")
-
-
-def run(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     source, target = FLAGS["from-original"].value, FLAGS["to-original"].value
@@ -64,4 +56,4 @@ def run(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -14,9 +14,9 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
-from electra_tf import checkpoints, modeling
+from electra_tf import checkpoints, cli, modeling
 from electra_tf import config as config_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,4 +105,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

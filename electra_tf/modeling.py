@@ -182,8 +182,20 @@ class DiscriminatorHead(keras.layers.Layer):
         return config
 
 
+class _EncoderTask(keras.Model):
+    """A model made of one `Encoder` and a head: it serialises as that encoder."""
+
+    def get_config(self):
+        return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config, encoder=keras.saving.deserialize_keras_object(config["encoder"]))
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
-class Discriminator(keras.Model):
+class Discriminator(_EncoderTask):
     """The ELECTRA discriminator: an `Encoder` plus `discriminator_predictions`.
 
     Outputs: `sequence_output`, `pooled_output` and `logits` (float32 [batch, seq], the
@@ -204,17 +216,9 @@ class Discriminator(keras.Model):
         self.encoder = encoder
         self.head = head
 
-    def get_config(self):
-        return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config, encoder=keras.saving.deserialize_keras_object(config["encoder"]))
-        return cls(**config)
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class Generator(keras.Model):
+class Generator(_EncoderTask):
     """The ELECTRA generator: an `Encoder` plus the tied `generator_predictions` head.
 
     Outputs: `sequence_output` and `logits`, float32 vocabulary logits [batch, seq, V] at
@@ -233,14 +237,6 @@ class Generator(keras.Model):
                                   "logits": logits}, **kwargs)
         self.encoder = encoder
         self.head = head
-
-    def get_config(self):
-        return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config, encoder=keras.saving.deserialize_keras_object(config["encoder"]))
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

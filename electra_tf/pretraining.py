@@ -118,8 +118,10 @@ def mask(features, mask_prob, max_predictions, ids, seeds):
         row_log_prob, seed = args
         position_seed, mask_seed = tf.unstack(
             tf.random.experimental.stateless_split(_split(seed, _MASKING), 2))
-        positions = tf.random.stateless_categorical(
-            row_log_prob[None], max_predictions, position_seed, dtype=tf.int32)[0]
+        # N independent draws from the candidates, by Gumbel-max: the same distribution as
+        # the original's `tf.random.categorical`, which XLA cannot compile.
+        positions = _gumbel_argmax(
+            tf.tile(row_log_prob[None], [max_predictions, 1]), position_seed)
         return positions, tf.random.stateless_uniform([max_predictions], mask_seed) < 0.85
 
     positions, to_mask = tf.map_fn(draw, (log_prob, seeds), fn_output_signature=(
@@ -154,12 +156,19 @@ def sample_from_softmax(logits, seeds, disallow=None):
     """
     if disallow is not None:
         logits -= 1000.0 * disallow
-    uniform = tf.map_fn(
-        lambda seed: tf.random.stateless_uniform(tf.shape(logits)[1:], _split(seed, _SAMPLING)),
-        seeds, fn_output_signature=tf.TensorSpec(logits.shape[1:], tf.float32))
+    return tf.stop_gradient(tf.map_fn(
+        lambda args: _gumbel_argmax(args[0], _split(args[1], _SAMPLING)), (logits, seeds),
+        fn_output_signature=tf.TensorSpec(logits.shape[1:-1], tf.int32)))
+
+
+def _gumbel_argmax(logits, seed):
+    """argmax(logits + Gumbel noise) over the last axis, with the original's noise formula.
+
+    The original takes the argmax of softmax(logits + g); the softmax does not move it.
+    """
+    uniform = tf.random.stateless_uniform(tf.shape(logits), seed)
     gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
-    # The original takes argmax of softmax(logits + g); softmax does not move the argmax.
-    return tf.stop_gradient(tf.argmax(logits + gumbel, -1, output_type=tf.int32))
+    return tf.argmax(logits + gumbel, -1, output_type=tf.int32)
 
 
 # Which of an example's seeds feeds which random draw.

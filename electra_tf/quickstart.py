@@ -13,9 +13,9 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
-from electra_tf import config as config_lib
+from electra_tf import cli, config as config_lib
 from electra_tf import training
 from pretrain_data import build_pretraining_dataset, learn_vocab, synthetic
 
@@ -83,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

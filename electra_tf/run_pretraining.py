@@ -6,11 +6,9 @@ Data from `D/pretrain_tfrecords/pretrain_data.tfrecord*`, vocabulary `D/vocab.tx
 `D/models/M`. Re-running the same command resumes from the latest checkpoint.
 """
 
-import sys
-
 from absl import app, flags
 
-from electra_tf import config as config_lib
+from electra_tf import cli, config as config_lib
 from electra_tf import training
 
 flags.DEFINE_string("data-dir", None, "Location of data files (model weights, etc).")
@@ -23,14 +21,10 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        config = config_lib.PretrainingConfig(
-            FLAGS["model-name"].value, FLAGS["data-dir"].value,
-            **config_lib.parse_hparams(FLAGS.hparams))
-        training.train_or_eval(config)
-    except (FileNotFoundError, ValueError, FloatingPointError) as e:
-        sys.exit(f"error: {e}")
+    config = config_lib.PretrainingConfig(FLAGS["model-name"].value, FLAGS["data-dir"].value,
+                                          **config_lib.parse_hparams(FLAGS.hparams))
+    training.train_or_eval(config)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

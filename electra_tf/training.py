@@ -15,7 +15,6 @@ import random
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
@@ -115,8 +114,10 @@ class Pretrainer:
         """`config.seed`, else the seed of the run being resumed, else a fresh one."""
         if self.config.seed is not None:
             return int(self.config.seed)
-        if self.latest is not None:
+        names = dict(tf.train.list_variables(self.latest)) if self.latest else {}
+        if "run_seed/.ATTRIBUTES/VARIABLE_VALUE" in names:
             return int(tf.train.load_variable(self.latest, "run_seed/.ATTRIBUTES/VARIABLE_VALUE"))
+        # A new run, or one continuing a converted original checkpoint (which has no seed).
         return random.SystemRandom().randrange(2**31)
 
     @property

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -189,3 +190,33 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir):
     assert len(values) == 3 * 80
     for name, value in values.items():
         assert np.all(np.isfinite(value)), name
+
+
+def test_continue_pretraining_a_converted_original_checkpoint(data_dir, tiny_prefix):
+    """The README recipe: convert into <data>/models/<name>, then run_pretraining resumes."""
+    hparams = json.loads((REPO / "configs" / "original_tiny.json").read_text())
+    hparams.update(num_train_steps=5, iterations_per_loop=1, save_checkpoints_steps=1)
+    config = PretrainingConfig("continued", str(data_dir), **hparams)
+    loaded = checkpoints.convert_from_original(tiny_prefix, config.model_dir, config)
+    lines = []
+    trainer = training.Pretrainer(config, log=lines.append)
+    trainer.train()
+    assert any("Resuming from" in line and "at step 3" in line for line in lines)
+    assert trainer.step == 5
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == ["4/5", "5/5"]
+    before = loaded.discriminator.head.dense.kernel.numpy()
+    assert np.abs(trainer.models.discriminator.head.dense.kernel.numpy() - before).max() > 0
+    assert tf.io.gfile.exists(os.path.join(config.model_dir, "original", "model.ckpt-5.index"))
+
+
+@pytest.mark.parametrize("precision,jit_compile", [("mixed_bfloat16", False),
+                                                   ("mixed_float16", False), ("float32", True)])
+def test_precision_and_xla(data_dir, precision, jit_compile):
+    config = PretrainingConfig(f"{precision}-{jit_compile}", str(data_dir), **tiny_hparams(
+        precision=precision, jit_compile=jit_compile, num_train_steps=4, iterations_per_loop=2))
+    trainer = training.Pretrainer(config, log=lambda line: None)
+    losses = trainer.train()
+    assert trainer.step == 4 and all(np.isfinite(v) for v in losses.values())
+    assert all(m.variable.dtype == "float32" for m in trainer.names.values())
+    if precision == "mixed_float16":
+        assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
