@@ -7,6 +7,7 @@ data-iterator position and the dropout RNG state are checkpointed, so a killed r
 restarted continues exactly where its last checkpoint left it.
 """
 
+import collections
 import datetime
 import json
 import math
@@ -266,35 +267,22 @@ class Pretrainer:
                                        is_training=False)
         step_fn = tf.function(lambda batch: _eval_outputs(self.objective,
                                                           self._local_batch(batch)))
-        sums, auc = {}, keras.metrics.AUC(num_thresholds=200)
+        totals, auc = collections.defaultdict(float), keras.metrics.AUC(num_thresholds=200)
         for _ in range(num_steps):
             out = self.strategy.run(step_fn, args=(next(iterator),))
             local = {k: tf.concat(self.strategy.experimental_local_results(v), 0).numpy()
                      for k, v in out.items()}
-            for key in ("masked_lm", "sampled", "disc", "disc_precision", "disc_recall"):
-                if f"{key}_hits" in local:
-                    for part in ("hits", "weight"):
-                        sums[f"{key}_{part}"] = sums.get(f"{key}_{part}", 0.0) + float(
-                            local[f"{key}_{part}"].sum())
-            for key in ("mlm_nll", "loss", "disc_loss"):
-                if key in local:
-                    sums[key] = sums.get(key, 0.0) + float(local[key].sum())
-                    sums[key + "_n"] = sums.get(key + "_n", 0.0) + float(local[key + "_n"].sum())
-            if "disc_probs" in local:
-                auc.update_state(local["disc_labels"].ravel(), local["disc_probs"].ravel())
-        results = {"global_step": self.step,
-                   "loss": sums["loss"] / sums["loss_n"],
-                   "masked_lm_accuracy": sums["masked_lm_hits"] / sums["masked_lm_weight"],
-                   "masked_lm_loss": sums["mlm_nll"] / sums["mlm_nll_n"]}
-        if "sampled_hits" in sums:
-            results["sampled_masked_lm_accuracy"] = sums["sampled_hits"] / sums["sampled_weight"]
-        if "disc_hits" in sums and config.disc_weight > 0:
-            results.update(
-                disc_loss=sums["disc_loss"] / sums["disc_loss_n"],
-                disc_auc=float(auc.result()),
-                disc_accuracy=sums["disc_hits"] / sums["disc_weight"],
-                disc_precision=sums["disc_precision_hits"] / max(sums["disc_precision_weight"], 1e-9),
-                disc_recall=sums["disc_recall_hits"] / max(sums["disc_recall_weight"], 1e-9))
+            for key, value in local.items():
+                if key.endswith(("/num", "/den")):
+                    totals[key] += float(value.sum())
+            if "auc/labels" in local:
+                auc.update_state(local["auc/labels"].ravel(), local["auc/probs"].ravel())
+        results = {"global_step": self.step}
+        for key in sorted(k[:-len("/num")] for k in totals if k.endswith("/num")):
+            # As tf.metrics: a metric with no weight at all is 0.
+            results[key] = totals[key + "/num"] / max(totals[key + "/den"], 1e-12)
+        if "disc_loss" in results:
+            results["disc_auc"] = float(auc.result())
         if write:
             write_results(config, results)
         return results
@@ -351,38 +339,44 @@ def _global_sum(value):
 
 
 def _eval_outputs(objective, batch):
-    """Per-example sums behind the original's eval metrics (`metric_fn`)."""
+    """Per-example numerators and denominators of the original's eval metrics (`metric_fn`).
+
+    Each metric is `Σ num / Σ den` over the eval set: weighted accuracies and means as
+    `tf.metrics.accuracy`/`mean`; `disc_auc` gets the (label, prob) points themselves.
+    """
     batch = dict(batch)
     seeds = batch.pop("seeds")
     out = objective(batch, seeds, training=False)
     masked, mlm = out["masked"], out["mlm"]
-    w = masked.masked_lm_weights
-    ids = masked.masked_lm_ids
-    batch_size = tf.shape(w)[0]
+    w, ids = masked.masked_lm_weights, masked.masked_lm_ids
+
+    def ratio(name, num, den):
+        return {f"{name}/num": tf.reduce_sum(num, -1), f"{name}/den": tf.reduce_sum(den, -1)}
+
+    def hits(a, b):
+        return tf.cast(tf.equal(a, b), tf.float32)
+
     result = {
-        "masked_lm_hits": tf.reduce_sum(w * tf.cast(tf.equal(mlm["preds"], ids), tf.float32), -1),
-        "masked_lm_weight": tf.reduce_sum(w, -1),
-        "mlm_nll": tf.reduce_sum(w * mlm["per_example_loss"], -1),
-        "mlm_nll_n": tf.reduce_sum(w, -1),
-        # The eval `loss` is the mean of total_loss over batches: one value per batch.
-        "loss": tf.fill([1], out["total_loss"]), "loss_n": tf.ones([1]),
+        **ratio("masked_lm_accuracy", w * hits(mlm["preds"], ids), w),
+        **ratio("masked_lm_loss", w * mlm["per_example_loss"], w),
+        # The eval `loss` is the mean of `total_loss` over batches: one point per batch.
+        "loss/num": tf.reshape(out["total_loss"], [1]), "loss/den": tf.ones([1]),
     }
     if "disc" in out:
+        result.update(ratio("sampled_masked_lm_accuracy", w * hits(out["sampled_tokids"], ids),
+                            w))
+    if "disc" in out and objective.config.disc_weight > 0:
         disc, mask = out["disc"], tf.cast(masked.input_mask, tf.float32)
-        labels, preds = disc["labels"], disc["preds"]
-        right = tf.cast(tf.equal(labels, preds), tf.float32)
+        right = hits(disc["labels"], disc["preds"])
+        preds, labels = tf.cast(disc["preds"], tf.float32), tf.cast(disc["labels"], tf.float32)
         result.update({
-            "sampled_hits": tf.reduce_sum(
-                w * tf.cast(tf.equal(out["sampled_tokids"], ids), tf.float32), -1),
-            "sampled_weight": tf.reduce_sum(w, -1),
-            "disc_loss": disc["per_example_loss"], "disc_loss_n": tf.ones([batch_size]),
-            "disc_hits": tf.reduce_sum(right * mask, -1), "disc_weight": tf.reduce_sum(mask, -1),
-            "disc_precision_hits": tf.reduce_sum(right * tf.cast(preds, tf.float32) * mask, -1),
-            "disc_precision_weight": tf.reduce_sum(tf.cast(preds, tf.float32) * mask, -1),
-            "disc_recall_hits": tf.reduce_sum(right * tf.cast(labels, tf.float32) * mask, -1),
-            "disc_recall_weight": tf.reduce_sum(tf.cast(labels, tf.float32) * mask, -1),
-            # Padding enters the AUC as (label 0, prob 0), as in the original.
-            "disc_labels": labels * masked.input_mask, "disc_probs": disc["probs"] * mask,
+            "disc_loss/num": disc["per_example_loss"],
+            "disc_loss/den": tf.ones_like(disc["per_example_loss"]),
+            **ratio("disc_accuracy", right * mask, mask),
+            **ratio("disc_precision", right * preds * mask, preds * mask),
+            **ratio("disc_recall", right * labels * mask, labels * mask),
+            # Padding enters the AUC as (label 0, prob 0) points, as in the original.
+            "auc/labels": labels * mask, "auc/probs": disc["probs"] * mask,
         })
     return result
 
