@@ -220,3 +220,14 @@ def test_precision_and_xla(data_dir, precision, jit_compile):
     assert all(m.variable.dtype == "float32" for m in trainer.names.values())
     if precision == "mixed_float16":
         assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_gradient_accumulation_counts_updates(data_dir):
+    config = PretrainingConfig("accumulate", str(data_dir), **tiny_hparams(
+        gradient_accumulation_steps=2, num_train_steps=4, iterations_per_loop=2))
+    trainer = training.Pretrainer(config, log=lambda line: None)
+    trainer.train()
+    assert trainer.step == 4
+    assert tf.io.gfile.exists(str(data_dir / "models/accumulate/ckpt-4.index"))
+    assert int(tf.train.load_variable(str(data_dir / "models/accumulate/original/model.ckpt-4"),
+                                      "global_step")) == 4
