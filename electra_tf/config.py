@@ -111,20 +111,8 @@ class PretrainingConfig:
         self.train_batch_size = 128
         self.eval_batch_size = 128
 
-        # TPU
-        self.use_tpu = False
-        self.num_tpu_cores = 1
-        self.tpu_job_name = None
-        self.tpu_name = None
-        self.tpu_zone = None
-        self.gcp_project = None
-
-        # What we add to the original (it has no such knobs).
-        self.precision = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
-        self.strategy = "default"  # "default", "mirrored", "multi_worker" or "tpu"
-        self.jit_compile = False  # XLA-compile the training step
-        self.seed = None  # run seed (data order, masking, sampling, dropout); None: drawn once
-        self.gradient_accumulation_steps = 1  # micro-batches per optimizer update
+        set_runtime_defaults(self)
+        self.gradient_accumulation_steps = 1  # micro-batches per optimizer update (ours)
 
         # paths, derived from the constructor arguments before any update (as the original)
         self.pretrain_tfrecords = os.path.join(
@@ -200,6 +188,21 @@ class PretrainingConfig:
 
     def __repr__(self):
         return "PretrainingConfig(" + json.dumps(self.to_dict(), indent=1) + ")"
+
+
+def set_runtime_defaults(config):
+    """The TPU fields both original configs have, and the runtime knobs we add to both."""
+    config.use_tpu = False
+    config.num_tpu_cores = 1
+    config.tpu_job_name = None
+    config.tpu_name = None
+    config.tpu_zone = None
+    config.gcp_project = None
+    # What we add to the original (it has no such knobs).
+    config.precision = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
+    config.strategy = "default"  # "default", "mirrored", "multi_worker" or "tpu"
+    config.jit_compile = False  # XLA-compile the training step
+    config.seed = None  # run seed (data order, masking, sampling, dropout); None: drawn once
 
 
 def parse_hparams(hparams):

@@ -1,0 +1,268 @@
+"""Fine-tuning heads on the shared encoder, and their losses (spec §8.2).
+
+Every head lives under the original scope `task_specific/<task>/` with one `dense` layer;
+`HEAD_VARIABLES` is the one table from those names to ours. The batch loss is the sum over
+examples (not a mean) of each example's own task loss, selected by `one_hot(task_id)`.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from electra_tf import checkpoints
+from electra_tf import modeling
+
+# Original name under `task_specific/<task>/` -> attribute path on our head.
+HEAD_VARIABLES = {"dense/kernel": "dense.kernel", "dense/bias": "dense.bias"}
+
+TASK_TYPES = ("classification", "regression", "tagging")
+
+
+class Head(keras.layers.Layer):
+    """One task's head: optional [CLS] dropout, then `dense` (Glorot-uniform, as TF1).
+
+    Args:
+        task_type: "classification" ([CLS] → dropout 0.1 → dense [H, n]), "regression"
+            ([CLS] → dropout 0.1 → dense [H, 1] → squeeze) or "tagging" (the sequence
+            output at the labelled positions → dense [H, n], no dropout).
+        num_outputs: labels (classification) or tag classes (tagging); 1 for regression.
+    """
+
+    def __init__(self, task_type, num_outputs=1, dropout=0.1, **kwargs):
+        super().__init__(**kwargs)
+        if task_type not in TASK_TYPES:
+            raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}")
+        self.task_type = task_type
+        self.num_outputs = 1 if task_type == "regression" else num_outputs
+        self.dropout_rate = dropout
+        self.dropout = keras.layers.Dropout(dropout)
+        # Logits in float32 under mixed precision, as every other logit in the project.
+        self.dense = keras.layers.Dense(self.num_outputs, kernel_initializer="glorot_uniform",
+                                        dtype="float32", name="dense")
+
+    def call(self, encoder_outputs, labeled_positions=None, training=False):
+        if self.task_type == "tagging":
+            reprs = tf.gather(encoder_outputs["sequence_output"], labeled_positions,
+                              batch_dims=1)
+            return self.dense(tf.cast(reprs, "float32"))
+        reprs = self.dropout(encoder_outputs["pooled_output"], training=training)
+        logits = self.dense(tf.cast(reprs, "float32"))
+        return tf.squeeze(logits, -1) if self.task_type == "regression" else logits
+
+    def get_config(self):
+        return {**super().get_config(), "task_type": self.task_type,
+                "num_outputs": self.num_outputs, "dropout": self.dropout_rate}
+
+
+def classification_losses(logits, label_ids):
+    """Per-example cross-entropy [B] from logits [B, n] and int labels [B]."""
+    log_probs = tf.nn.log_softmax(logits, -1)
+    one_hot = tf.one_hot(label_ids, tf.shape(logits)[-1], dtype=log_probs.dtype)
+    return -tf.reduce_sum(one_hot * log_probs, -1)
+
+
+def regression_losses(predictions, targets):
+    """Per-example squared error [B]; STS targets are already divided by 5."""
+    return tf.square(predictions - tf.cast(targets, predictions.dtype))
+
+
+def tagging_losses(logits, labels, labels_mask):
+    """Per-example loss [B]: cross-entropy at each position × labels_mask, summed."""
+    losses = tf.nn.softmax_cross_entropy_with_logits(
+        labels=tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype), logits=logits)
+    return tf.reduce_sum(losses * tf.cast(labels_mask, losses.dtype), -1)
+
+
+class FinetuningModel(keras.Model):
+    """The original `FinetuningModel`: one encoder (`electra/*`), one head per task.
+
+    Args:
+        encoder: an `electra_tf.modeling.Encoder`.
+        tasks: objects with `.name`, `.task_type` and `.num_labels` (e.g. `finetune.tasks`
+            tasks), in `task_names` order; a feature's `task_id` indexes this list.
+    Inputs: a dict with int `input_ids`, `input_mask`, `segment_ids` [B, S], `task_id` [B],
+        and per task the original features: `<t>_label_ids`, `<t>_targets`, or `<t>_labels`,
+        `<t>_labels_mask`, `<t>_labeled_positions`; `<t>_eid` is passed through.
+    Outputs: {"loss": scalar sum over examples, "<task>": {"loss": [B], "logits" /
+        "predictions", ...}} as the original's `outputs` dict.
+
+    Example:
+    ```python
+    model = FinetuningModel(encoder, [tasks.get_task(config, "mnli", tokenizer)])
+    outputs = model(features, training=False)
+    ```
+    """
+
+    def __init__(self, encoder, tasks, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.tasks = list(tasks)
+        self.heads = {t.name: Head(t.task_type, getattr(t, "num_labels", 1),
+                                   name=f"task_specific_{t.name}") for t in self.tasks}
+
+    def call(self, features, training=False):
+        encoder_outputs = self.encoder(
+            {k: tf.cast(features[k], "int32")
+             for k in ("input_ids", "input_mask", "segment_ids")}, training=training)
+        outputs, per_task = {}, []
+        for task in self.tasks:
+            name, head = task.name, self.heads[task.name]
+            out = {}
+            if task.task_type == "classification":
+                out["logits"] = head(encoder_outputs, training=training)
+                out["predictions"] = tf.argmax(out["logits"], -1)
+                out["label_ids"] = features[f"{name}_label_ids"]
+                out["loss"] = classification_losses(out["logits"], out["label_ids"])
+            elif task.task_type == "regression":
+                out["predictions"] = head(encoder_outputs, training=training)
+                out["targets"] = features[f"{name}_targets"]
+                out["loss"] = regression_losses(out["predictions"], out["targets"])
+            else:
+                out["logits"] = head(encoder_outputs,
+                                     labeled_positions=features[f"{name}_labeled_positions"],
+                                     training=training)
+                out["predictions"] = tf.argmax(out["logits"], -1)
+                out["labels"] = features[f"{name}_labels"]
+                out["labels_mask"] = features[f"{name}_labels_mask"]
+                out["loss"] = tagging_losses(out["logits"], out["labels"], out["labels_mask"])
+            if f"{name}_eid" in features:
+                out["eid"] = features[f"{name}_eid"]
+            outputs[name] = out
+            per_task.append(out["loss"])
+        outputs["loss"] = combine_losses(per_task, features["task_id"])
+        outputs["electra"] = encoder_outputs
+        return outputs
+
+    def original_variables(self):
+        """{original name: `checkpoints.Mapped`} for the encoder and every head (§5.1, §8.2).
+
+        This is what `optimization.create_optimizer(..., variables=...)` takes.
+        """
+        if not all(h.built for h in self.heads.values()):
+            raise ValueError("call the model once before asking for its variables")
+        mapping = checkpoints.variable_map(modeling.ElectraModels(
+            None, None, None, self.encoder))
+        for task in self.tasks:
+            for suffix, path in HEAD_VARIABLES.items():
+                obj = self.heads[task.name]
+                for attr in path.split("."):
+                    obj = getattr(obj, attr)
+                mapping[f"task_specific/{task.name}/{suffix}"] = checkpoints.Mapped(
+                    obj, tuple(obj.shape))
+        return mapping
+
+
+def combine_losses(per_task_losses, task_id):
+    """Σ over the batch of each example's own task loss; task_id = #tasks (padding) → 0."""
+    losses = tf.stack(per_task_losses, -1)
+    return tf.reduce_sum(losses * tf.one_hot(task_id, len(per_task_losses),
+                                             dtype=losses.dtype))
+
+
+def dummy_features(tasks, batch_size=1, seq_length=8):
+    """All-zero features for every task, to build a model's variables."""
+    def zeros(dtype=np.int32):
+        return np.zeros((batch_size, seq_length), dtype)
+
+    features = {"input_ids": zeros(), "input_mask": zeros(), "segment_ids": zeros(),
+                "task_id": np.zeros(batch_size, np.int32)}
+    for t in tasks:
+        features[f"{t.name}_label_ids"] = np.zeros(batch_size, np.int32)
+        features[f"{t.name}_targets"] = np.zeros(batch_size, np.float32)
+        features[f"{t.name}_labels"] = zeros()
+        features[f"{t.name}_labels_mask"] = zeros(np.float32)
+        features[f"{t.name}_labeled_positions"] = zeros()
+    return features
+
+
+def build_finetuning_model(config, tasks, init_checkpoint=None):
+    """A fine-tuning model whose encoder starts from a pretrained checkpoint.
+
+    As the original's `init_from_checkpoint`, only `electra/*` is restored: generator,
+    discriminator head, optimizer state and step are not, and the heads are new.
+
+    Args:
+        config: a `finetune.config.FinetuningConfig`.
+        tasks: task objects (see `FinetuningModel`).
+        init_checkpoint: None (random weights); one of our model directories (with
+            `config.json`, from pretraining or `convert_checkpoint`); or an original TF1
+            checkpoint prefix, or a directory holding one.
+    Returns:
+        A built `FinetuningModel`.
+    Raises:
+        ValueError: the checkpoint's encoder does not have the config's shapes.
+    """
+    encoder = modeling.Encoder.from_bert_config(
+        config.bert_config(), embedding_size=config.embedding_size, dtype=config.precision)
+    if init_checkpoint:
+        if tf.io.gfile.exists(os.path.join(init_checkpoint, checkpoints.CONFIG_FILE)):
+            source = checkpoints.load_model_dir(init_checkpoint).encoder
+            values = {n: np.reshape(m.variable.numpy(), m.original_shape)
+                      for n, m in _encoder_variables(source).items()}
+        else:
+            values = checkpoints.read_checkpoint(init_checkpoint)
+        load_encoder_weights(values, encoder, init_checkpoint)
+    model = FinetuningModel(encoder, tasks)
+    model(dummy_features(tasks), training=False)
+    return model
+
+
+def _encoder_variables(encoder):
+    return checkpoints.variable_map(modeling.ElectraModels(None, None, None, encoder))
+
+
+def load_encoder_weights(values, encoder, where):
+    """Assigns `electra/*` by original name, ignoring everything else (spec §5.7).
+
+    Args:
+        values: {original name: array}, e.g. `checkpoints.read_checkpoint(prefix)`.
+        encoder: the `Encoder` to fill.
+        where: the checkpoint's path, for error messages.
+    Raises:
+        ValueError: a variable missing or of another shape; the message names each.
+    """
+    mapping = _encoder_variables(encoder)
+    problems = [f"{n}: checkpoint {list(values[n].shape) if n in values else 'missing'} "
+                f"vs config {list(m.original_shape)}" for n, m in mapping.items()
+                if n not in values or tuple(values[n].shape) != tuple(m.original_shape)]
+    if problems:
+        raise ValueError(f"{where}: the pretrained encoder does not match the fine-tuning "
+                         "config (check model_size, embedding_size, model_hparam_overrides):"
+                         "\n  " + "\n  ".join(problems))
+    for name, m in mapping.items():
+        m.variable.assign(np.reshape(values[name], m.variable.shape))
+
+
+def load_finetuned_original(ckpt_prefix, config, tasks):
+    """Reads an original fine-tuned checkpoint: the encoder and every task head.
+
+    Args:
+        ckpt_prefix: the checkpoint prefix (or a directory holding one).
+        config: a `FinetuningConfig` with the model's sizes.
+        tasks: the task objects, whose heads must all be in the checkpoint.
+    Returns:
+        A `FinetuningModel` with the checkpoint's weights.
+    Raises:
+        ValueError: a head variable missing from the checkpoint, one the tasks do not
+            explain, or a shape mismatch; the message names each.
+    """
+    values = checkpoints.read_checkpoint(ckpt_prefix)
+    model = build_finetuning_model(config, tasks)
+    load_encoder_weights(values, model.encoder, ckpt_prefix)
+    heads = {n: m.variable for n, m in model.original_variables().items()
+             if n.startswith("task_specific/")}
+    in_ckpt = {n for n in values if n.startswith("task_specific/")
+               and not n.endswith(("/adam_m", "/adam_v"))}
+    problems = [f"missing from the checkpoint: {n}" for n in sorted(set(heads) - in_ckpt)]
+    problems += [f"in the checkpoint but not in the tasks: {n}"
+                 for n in sorted(in_ckpt - set(heads))]
+    problems += [f"shape mismatch: {n} {list(values[n].shape)} vs {list(v.shape)}"
+                 for n, v in heads.items() if n in values and values[n].shape != v.shape]
+    if problems:
+        raise ValueError(f"{ckpt_prefix}: the task heads do not match:\n  "
+                         + "\n  ".join(problems))
+    for name, variable in heads.items():
+        variable.assign(values[name])
+    return model

@@ -1,0 +1,23 @@
+"""The fine-tuning tasks by name (spec §8.1): GLUE classification/regression and chunking."""
+
+from finetune.tasks.base import Example, Task, truncate_seq_pair  # noqa: F401
+from finetune.tasks.glue import (  # noqa: F401
+    MNLI, MRPC, QNLI, QQP, RTE, SST, STS, ClassificationTask, CoLA, RegressionTask, read_tsv,
+    tfds_examples)
+from finetune.tasks.tagging import Chunking, TaggingTask  # noqa: F401
+
+TASKS = {"cola": CoLA, "mrpc": MRPC, "mnli": MNLI, "sst": SST, "rte": RTE, "qnli": QNLI,
+         "qqp": QQP, "sts": STS, "chunk": Chunking}
+
+
+def get_task(config, name, tokenizer):
+    """The task object for `name`; an unknown name is a `ValueError` listing the known."""
+    if name not in TASKS:
+        raise ValueError(f"Unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))} "
+                         "(QA tasks are not implemented yet)")
+    return TASKS[name](config, tokenizer)
+
+
+def get_tasks(config, tokenizer):
+    """The tasks of `config.task_names`, in order (a feature's task_id indexes this list)."""
+    return [get_task(config, name, tokenizer) for name in config.task_names]

@@ -1,0 +1,76 @@
+"""The task abstraction: examples in, fixed-length features out (spec §8.1, §8.3)."""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class Example:
+    """One example: `eid` keys test predictions; `label` is a str, float or tag list."""
+
+    eid: int
+    task_name: str
+    text_a: object = None
+    text_b: str | None = None
+    label: object = None
+
+
+class Task:
+    """A fine-tuning task: reads its splits and featurises examples.
+
+    Args:
+        config: a `FinetuningConfig` (raw data dir, max_seq_length, task_names, debug).
+        name: the task name, as in `task_names`.
+        tokenizer: a `pretrain_data.tokenization.FullTokenizer`.
+    """
+
+    task_type = None
+
+    def __init__(self, config, name, tokenizer):
+        self.config = config
+        self.name = name
+        self.tokenizer = tokenizer
+
+    def get_examples(self, split):
+        raise NotImplementedError
+
+    def get_test_splits(self):
+        return ["test"]
+
+    def featurize(self, examples):
+        """Featurises a list of examples into a dict of stacked NumPy arrays."""
+        raise NotImplementedError
+
+    def path(self, filename):
+        """A data file of this task; a clear error naming the expected path if missing."""
+        path = os.path.join(self.config.raw_data_dir(self.name), filename)
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"task {self.name}: no such file {path}")
+        return path
+
+    @property
+    def task_id(self):
+        return self.config.task_names.index(self.name)
+
+    def _base_features(self, rows, eids):
+        """input_ids/input_mask/segment_ids [N, S] from (ids, segment_ids) lists, padded."""
+        n, s = len(rows), self.config.max_seq_length
+        features = {"input_ids": np.zeros((n, s), np.int32),
+                    "input_mask": np.zeros((n, s), np.int32),
+                    "segment_ids": np.zeros((n, s), np.int32),
+                    "task_id": np.full(n, self.task_id, np.int32),
+                    f"{self.name}_eid": np.asarray(eids, np.int32).reshape(n)}
+        for i, (ids, segments) in enumerate(rows):
+            features["input_ids"][i, :len(ids)] = ids
+            features["input_mask"][i, :len(ids)] = 1
+            features["segment_ids"][i, :len(ids)] = segments
+        return features
+
+
+def truncate_seq_pair(tokens_a, tokens_b, max_length):
+    """Pops from the longer list (B on ties) until the pair fits, in place (the original)."""
+    while len(tokens_a) + len(tokens_b) > max_length:
+        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
