@@ -177,16 +177,44 @@ def write_test_outputs(config, model, tasks, trial):
                         f.write(f"{int(eid)}\t{label}\n")
 
 
+def summarize(all_results):
+    """Mean, median and std (population, `np.std`) of each metric across trials.
+
+    Args:
+        all_results: the per-trial results [{task: {metric: value}}].
+    Returns:
+        {task: {metric: {"mean": m, "median": m, "std": s}}}.
+    """
+    summary = {}
+    for task in all_results[0] if all_results else {}:
+        for metric in all_results[0][task]:
+            values = np.asarray([trial[task][metric] for trial in all_results], np.float64)
+            summary.setdefault(task, {})[metric] = {
+                "mean": float(values.mean()), "median": float(np.median(values)),
+                "std": float(values.std())}
+    return summary
+
+
 def write_results(config, all_results):
-    """Rewrites results JSON and TXT (`task: k: v - k: v`, 2 decimals, one line per task)."""
+    """Rewrites the results JSON and TXT with every trial so far and their summary.
+
+    JSON: {"trials": [{task: {metric: value}}], "summary": `summarize(...)`}. TXT: one line
+    per task and trial (`task: k: v - k: v`, 2 decimals), then one summary line per task,
+    `task (N trials): k: mean M median M std S - ...`.
+    """
+    summary = summarize(all_results)
     tf.io.gfile.makedirs(os.path.dirname(config.results_json))
     with tf.io.gfile.GFile(config.results_json, "w") as f:
-        json.dump(all_results, f, indent=1)
+        json.dump({"trials": all_results, "summary": summary}, f, indent=1)
     with tf.io.gfile.GFile(config.results_txt, "w") as f:
         for trial_results in all_results:
             for task, values in trial_results.items():
                 f.write(f"{task}: " + " - ".join(f"{k}: {v:.2f}" for k, v in values.items())
                         + "\n")
+        for task, values in summary.items():
+            f.write(f"{task} ({len(all_results)} trials): " + " - ".join(
+                f"{k}: mean {v['mean']:.2f} median {v['median']:.2f} std {v['std']:.2f}"
+                for k, v in values.items()) + "\n")
 
 
 def run_finetuning(config):
@@ -240,6 +268,10 @@ def run_finetuning(config):
             if tf.io.gfile.exists(previous):  # only what we wrote
                 tf.io.gfile.remove(previous)
         trial += 1
+    if len(all_results) > 1:
+        for task, values in summarize(all_results).items():
+            print(f"{task} ({len(all_results)} trials): " + " - ".join(
+                f"{k}: {v['mean']:.2f} ± {v['std']:.2f}" for k, v in values.items()))
     return all_results
 
 

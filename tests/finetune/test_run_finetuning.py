@@ -52,7 +52,8 @@ def test_two_tasks_from_the_original_tiny_checkpoint(data_dir):
     assert set(results[0]["sts"]) == {"pearson", "spearman", "mse", "loss"}
     assert 0 <= results[0]["rte"]["accuracy"] <= 100
     saved = json.loads(open(config.results_json).read())
-    assert saved == json.loads(json.dumps(results))
+    assert saved["trials"] == json.loads(json.dumps(results))
+    assert saved["summary"]["rte"]["accuracy"]["std"] == 0.0  # one trial
     assert open(config.results_txt).read().startswith("rte: accuracy: ")
     rte_tsv = (data_dir / "models/tiny/test_predictions/glue_1/RTE.tsv").read_text().split("\n")
     assert rte_tsv[0] == "index\tprediction" and len(rte_tsv) == 8
@@ -79,3 +80,11 @@ def test_cli_rejects_unknown_hparam(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "error: Unknown hparam: learning_rat" in result.stderr
+
+
+def test_summarize_over_trials():
+    trials = [{"sts": {"pearson": 1.0}}, {"sts": {"pearson": 2.0}}, {"sts": {"pearson": 6.0}}]
+    summary = run_finetuning.summarize(trials)["sts"]["pearson"]
+    assert summary["mean"] == 3.0 and summary["median"] == 2.0
+    np.testing.assert_allclose(summary["std"], np.std([1.0, 2.0, 6.0]))
+    assert run_finetuning.summarize([]) == {}

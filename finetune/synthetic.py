@@ -1,0 +1,98 @@
+"""Generated, learnable GLUE-format data for end-to-end checks of fine-tuning.
+
+Two tasks, written in the exact GLUE TSV layouts the readers in `finetune.tasks.glue` expect,
+from common English words that are whole word pieces in small vocabularies (including
+`tests/fixtures/vocab_tiny.txt`):
+- SST (classification): random filler words plus one cue word; the label is 1 if the cue
+  is a "positive" word, 0 if it is a "negative" one.
+- STS (regression): two sentences of `STS_LENGTH` words; the score (0..5) is the number of
+  words the second sentence shares with the first.
+"""
+
+import os
+
+import numpy as np
+
+FILLER = ("the of and in to was he is as for on with that it his by at from her she you had "
+          "an were but be this are not my they one which or have him me").split()
+POSITIVE = ("good great best love won free".split())
+NEGATIVE = ("killed lost dark death died hard".split())
+# STS draws from a small pool so that a tiny model sees every word often.
+STS_POOL = ("city house river king water music school church film road book song "
+            "car door army park street art island ground").split()
+STS_LENGTH = 5
+STS_HEADER = ("index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\t"
+              "sentence2\tscore")
+
+
+def sst_rows(n, rng):
+    """`n` (sentence, label) pairs: 3-8 filler words and one cue word at a random place."""
+    rows = []
+    for _ in range(n):
+        label = int(rng.randint(2))
+        words = list(rng.choice(FILLER, rng.randint(3, 9)))
+        words.insert(rng.randint(len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def sts_rows(n, rng):
+    """`n` (sentence1, sentence2, score) triples; score = number of shared words (0..5)."""
+    rows = []
+    for _ in range(n):
+        words = rng.choice(STS_POOL, 2 * STS_LENGTH, replace=False)
+        first, others = list(words[:STS_LENGTH]), list(words[STS_LENGTH:])
+        shared = int(rng.randint(STS_LENGTH + 1))
+        second = list(rng.choice(first, shared, replace=False)) + others[:STS_LENGTH - shared]
+        rng.shuffle(second)
+        rows.append((" ".join(first), " ".join(second), float(shared)))
+    return rows
+
+
+def _write(path, lines):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def write_sst(task_dir, sizes, rng):
+    """SST-2 layout: train/dev `sentence\\tlabel`, test `index\\tsentence`, with headers."""
+    for split, n in sizes.items():
+        rows = sst_rows(n, rng)
+        if split == "test":
+            lines = ["index\tsentence"] + [f"{i}\t{s}" for i, (s, _) in enumerate(rows)]
+        else:
+            lines = ["sentence\tlabel"] + [f"{s}\t{label}" for s, label in rows]
+        _write(os.path.join(task_dir, split + ".tsv"), lines)
+
+
+def write_sts(task_dir, sizes, rng):
+    """STS-B layout: 10 columns with the score last (test: 9, no score), with headers."""
+    for split, n in sizes.items():
+        lines = [STS_HEADER if split != "test" else STS_HEADER.rsplit("\t", 1)[0]]
+        for i, (a, b, score) in enumerate(sts_rows(n, rng)):
+            prefix = f"{i}\tmain-captions\tsynthetic\t2024\t{i}\tnone\tnone\t{a}\t{b}"
+            lines.append(prefix if split == "test" else f"{prefix}\t{score:.3f}")
+        _write(os.path.join(task_dir, split + ".tsv"), lines)
+
+
+WRITERS = {"sst": write_sst, "sts": write_sts}
+
+
+def write_glue_data(data_dir, task_names=("sst", "sts"), train=1000, dev=200, test=50, seed=0):
+    """Writes `<data_dir>/finetuning_data/<task>/{train,dev,test}.tsv` for each task.
+
+    Args:
+        data_dir: the fine-tuning `data_dir`.
+        task_names: any of "sst", "sts".
+        train, dev, test: examples per split.
+        seed: makes the data reproducible.
+    Returns:
+        {task: its directory}.
+    """
+    rng = np.random.RandomState(seed)
+    dirs = {}
+    for task in task_names:
+        dirs[task] = os.path.join(data_dir, "finetuning_data", task)
+        WRITERS[task](dirs[task], {"train": train, "dev": dev, "test": test}, rng)
+    return dirs
