@@ -291,15 +291,13 @@ def _split(values):
     for name, value in values.items():
         if name == "global_step":
             global_step = int(value)
+        elif any(p.search(name) for p in _IGNORED):  # fine-tuning heads and their slots
+            ignored.append(name)
         elif name.endswith(_SLOT_SUFFIXES):
             var, slot = name.rsplit("/", 1)
             slots.setdefault(var, {})[slot] = value
-        elif any(p.search(name) for p in _IGNORED):
-            ignored.append(name)
         else:
             weights[name] = value
-    ignored += [f"{v}/{s}" for v in list(slots) if any(p.search(v) for p in _IGNORED)
-                for s in slots.pop(v)]
     return weights, slots, sorted(ignored), global_step
 
 

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+import numpy as np
 from absl import flags
 
 from electra_tf import checkpoints, cli, modeling
@@ -56,7 +57,6 @@ def describe(models):
 
 def replaced_probabilities(loaded, tokenizer, text, replace_at=None, replacement=None):
     """Tokens and the discriminator's p(replaced) for `[CLS] text [SEP]`."""
-    import numpy as np
     tokens = ["[CLS]"] + tokenizer.tokenize(text) + ["[SEP]"]
     if replace_at is not None:
         tokens[replace_at] = replacement
