@@ -333,8 +333,14 @@ def save_original(models, ckpt_prefix, global_step=None, optimizer_slots=None):
     Returns:
         The prefix written.
     """
+    return save_mapped(variable_map(models), ckpt_prefix, global_step, optimizer_slots)
+
+
+def save_mapped(mapping, ckpt_prefix, global_step=None, optimizer_slots=None):
+    """`save_original` for any {original name: `Mapped`} (e.g. a fine-tuning model's
+    `original_variables()`, heads under `task_specific/` included)."""
     tensors = {name: np.asarray(m.variable.numpy()).reshape(m.original_shape)
-               for name, m in variable_map(models).items()}
+               for name, m in mapping.items()}
     state = _state_tensors(global_step, optimizer_slots)
     orphans = sorted({n.rsplit("/", 1)[0] for n in state if n != "global_step"} - set(tensors))
     if orphans:

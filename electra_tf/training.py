@@ -245,14 +245,10 @@ class Pretrainer:
         return float(inner._learning_rate(inner.iterations))
 
     def _log_progress(self, losses, start_step, start_time):
-        steps, total = self.step, self.config.num_train_steps
-        elapsed = time.time() - start_time
-        rate = (steps - start_step) / max(elapsed, 1e-9)
-        eta = (total - steps) / max(rate, 1e-9)
-        seqs = rate * self.config.train_batch_size * max(1, self.config.gradient_accumulation_steps)
-        self.log(f"step {steps}/{total} ({100.0 * steps / total:.1f}%) "
-                 + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
-                 + f" | {seqs:.1f} seq/s | elapsed {_hms(elapsed)} ETA {_hms(eta)}")
+        self.log(progress_line(
+            self.step, self.config.num_train_steps, start_step, time.time() - start_time,
+            self.config.train_batch_size * max(1, self.config.gradient_accumulation_steps),
+            losses))
 
     def evaluate(self, num_steps=None, write=True):
         """The original's eval metrics (spec §4.7) on `num_eval_steps` batches, dropout off.
@@ -289,6 +285,21 @@ class Pretrainer:
 
 
 _SCALARS = ("loss", "mlm_loss", "disc_loss")
+
+
+def progress_line(step, total, start_step, elapsed, batch_size, losses):
+    """`step 40/100 (40.0%) loss 1.2345 | 12.3 seq/s | elapsed 0:00:13 ETA 0:00:20`.
+
+    Args:
+        step, total: steps done and to do; start_step: the step this run started at.
+        elapsed: seconds since it started; batch_size: sequences per step.
+        losses: {name: float} to show.
+    """
+    rate = (step - start_step) / max(elapsed, 1e-9)
+    eta = (total - step) / max(rate, 1e-9)
+    return (f"step {step}/{total} ({100.0 * step / total:.1f}%) "
+            + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+            + f" | {rate * batch_size:.1f} seq/s | elapsed {_hms(elapsed)} ETA {_hms(eta)}")
 
 
 def train_step(objective, optimizer, variables, features, seeds):

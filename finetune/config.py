@@ -165,6 +165,23 @@ class FinetuningConfig:
         return os.path.join(self.test_predictions_dir,
                             f"{task_name}_{split}_{trial}_predictions.json")
 
+    def _qa_file(self, task_name, kind):
+        tasks = ",".join(self.task_names)
+        return os.path.join(os.path.dirname(self.results_json), tasks + "_qa",
+                            f"{task_name}_{kind}.json")
+
+    def qa_eval_file(self, task_name):
+        """`<models>/<name>/results/<tasks>_qa/<task>_eval.json`: the QA scores."""
+        return self._qa_file(task_name, "eval")
+
+    def qa_preds_file(self, task_name):
+        """`.../<tasks>_qa/<task>_preds.json`: the best answer text per question id."""
+        return self._qa_file(task_name, "preds")
+
+    def qa_na_file(self, task_name):
+        """`.../<tasks>_qa/<task>_null_odds.json`: SQuAD 2.0 null odds per question id."""
+        return self._qa_file(task_name, "null_odds")
+
     def update(self, kwargs):
         """Sets hyperparameters; an unknown name raises `ValueError` naming it."""
         config_lib._check_known(kwargs, set(vars(self)), "hparam")

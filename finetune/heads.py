@@ -1,8 +1,9 @@
 """Fine-tuning heads on the shared encoder, and their losses (spec §8.2).
 
-Every head lives under the original scope `task_specific/<task>/` with one `dense` layer;
-`HEAD_VARIABLES` is the one table from those names to ours. The batch loss is the sum over
-examples (not a mean) of each example's own task loss, selected by `one_hot(task_id)`.
+Every head lives under the original scope `task_specific/<task>/` and maps its variables to
+those names itself (`original_variables`). The batch loss is the sum over examples (not a
+mean) of each example's own task loss, selected by `one_hot(task_id)`. The QA head is
+`finetune.qa.head.QAHead`.
 """
 
 import os
@@ -14,26 +15,31 @@ import tensorflow as tf
 from electra_tf import checkpoints
 from electra_tf import modeling
 
-# Original name under `task_specific/<task>/` -> attribute path on our head.
-HEAD_VARIABLES = {"dense/kernel": "dense.kernel", "dense/bias": "dense.bias"}
-
 TASK_TYPES = ("classification", "regression", "tagging")
 
 
 class Head(keras.layers.Layer):
-    """One task's head: optional [CLS] dropout, then `dense` (Glorot-uniform, as TF1).
+    """One GLUE or tagging task's head: optional [CLS] dropout, then `dense` (Glorot-uniform,
+    as TF1), and the per-example loss.
+
+    Every head (this one and `finetune.qa.head.QAHead`) has the same interface: `call(
+    encoder_outputs, features, training)` returns the original's outputs dict with a
+    per-example "loss" [B], and `original_variables()` its variables by original name.
 
     Args:
-        task_type: "classification" ([CLS] → dropout 0.1 → dense [H, n]), "regression"
-            ([CLS] → dropout 0.1 → dense [H, 1] → squeeze) or "tagging" (the sequence
-            output at the labelled positions → dense [H, n], no dropout).
+        task_name: the task, whose `<task>_*` features the head reads.
+        task_type: "classification" ([CLS] → dropout 0.1 → dense [H, n] → log-softmax
+            cross-entropy), "regression" ([CLS] → dropout 0.1 → dense [H, 1] → squeeze →
+            squared error) or "tagging" (the sequence output at the labelled positions →
+            dense [H, n], no dropout → cross-entropy × labels_mask, summed).
         num_outputs: labels (classification) or tag classes (tagging); 1 for regression.
     """
 
-    def __init__(self, task_type, num_outputs=1, dropout=0.1, **kwargs):
+    def __init__(self, task_name, task_type, num_outputs=1, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
         if task_type not in TASK_TYPES:
             raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}")
+        self.task_name = task_name
         self.task_type = task_type
         self.num_outputs = 1 if task_type == "regression" else num_outputs
         self.dropout_rate = dropout
@@ -42,18 +48,41 @@ class Head(keras.layers.Layer):
         self.dense = keras.layers.Dense(self.num_outputs, kernel_initializer="glorot_uniform",
                                         dtype="float32", name="dense")
 
-    def call(self, encoder_outputs, labeled_positions=None, training=False):
+    def call(self, encoder_outputs, features, training=False):
+        name, out = self.task_name, {}
         if self.task_type == "tagging":
-            reprs = tf.gather(encoder_outputs["sequence_output"], labeled_positions,
+            reprs = tf.gather(encoder_outputs["sequence_output"],
+                              tf.cast(features[f"{name}_labeled_positions"], "int32"),
                               batch_dims=1)
-            return self.dense(tf.cast(reprs, "float32"))
-        reprs = self.dropout(encoder_outputs["pooled_output"], training=training)
-        logits = self.dense(tf.cast(reprs, "float32"))
-        return tf.squeeze(logits, -1) if self.task_type == "regression" else logits
+            out["logits"] = self.dense(tf.cast(reprs, "float32"))
+            out["predictions"] = tf.argmax(out["logits"], -1)
+            out["labels"] = features[f"{name}_labels"]
+            out["labels_mask"] = features[f"{name}_labels_mask"]
+            out["loss"] = tagging_losses(out["logits"], out["labels"], out["labels_mask"])
+        else:
+            reprs = self.dropout(encoder_outputs["pooled_output"], training=training)
+            logits = self.dense(tf.cast(reprs, "float32"))
+            if self.task_type == "regression":
+                out["predictions"] = tf.squeeze(logits, -1)
+                out["targets"] = features[f"{name}_targets"]
+                out["loss"] = regression_losses(out["predictions"], out["targets"])
+            else:
+                out["logits"] = logits
+                out["predictions"] = tf.argmax(logits, -1)
+                out["label_ids"] = features[f"{name}_label_ids"]
+                out["loss"] = classification_losses(logits, out["label_ids"])
+        if f"{name}_eid" in features:
+            out["eid"] = features[f"{name}_eid"]
+        return out
+
+    def original_variables(self):
+        """{name under `task_specific/<task>/`: variable}."""
+        return {"dense/kernel": self.dense.kernel, "dense/bias": self.dense.bias}
 
     def get_config(self):
-        return {**super().get_config(), "task_type": self.task_type,
-                "num_outputs": self.num_outputs, "dropout": self.dropout_rate}
+        return {**super().get_config(), "task_name": self.task_name,
+                "task_type": self.task_type, "num_outputs": self.num_outputs,
+                "dropout": self.dropout_rate}
 
 
 def classification_losses(logits, label_ids):
@@ -80,13 +109,12 @@ class FinetuningModel(keras.Model):
 
     Args:
         encoder: an `electra_tf.modeling.Encoder`.
-        tasks: objects with `.name`, `.task_type` and `.num_labels` (e.g. `finetune.tasks`
-            tasks), in `task_names` order; a feature's `task_id` indexes this list.
+        tasks: `finetune.tasks` task objects in `task_names` order (a feature's `task_id`
+            indexes this list); each builds its head with `task.build_head()`.
     Inputs: a dict with int `input_ids`, `input_mask`, `segment_ids` [B, S], `task_id` [B],
-        and per task the original features: `<t>_label_ids`, `<t>_targets`, or `<t>_labels`,
-        `<t>_labels_mask`, `<t>_labeled_positions`; `<t>_eid` is passed through.
+        and every task's own features (`task.feature_specs()`); `<t>_eid` is passed through.
     Outputs: {"loss": scalar sum over examples, "<task>": {"loss": [B], "logits" /
-        "predictions", ...}} as the original's `outputs` dict.
+        "predictions", ...}, "electra": the encoder outputs} as the original's dict.
 
     Example:
     ```python
@@ -99,39 +127,16 @@ class FinetuningModel(keras.Model):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.tasks = list(tasks)
-        self.heads = {t.name: Head(t.task_type, getattr(t, "num_labels", 1),
-                                   name=f"task_specific_{t.name}") for t in self.tasks}
+        self.heads = {t.name: t.build_head() for t in self.tasks}
 
     def call(self, features, training=False):
         encoder_outputs = self.encoder(
             {k: tf.cast(features[k], "int32")
              for k in ("input_ids", "input_mask", "segment_ids")}, training=training)
-        outputs, per_task = {}, []
-        for task in self.tasks:
-            name, head = task.name, self.heads[task.name]
-            out = {}
-            if task.task_type == "classification":
-                out["logits"] = head(encoder_outputs, training=training)
-                out["predictions"] = tf.argmax(out["logits"], -1)
-                out["label_ids"] = features[f"{name}_label_ids"]
-                out["loss"] = classification_losses(out["logits"], out["label_ids"])
-            elif task.task_type == "regression":
-                out["predictions"] = head(encoder_outputs, training=training)
-                out["targets"] = features[f"{name}_targets"]
-                out["loss"] = regression_losses(out["predictions"], out["targets"])
-            else:
-                out["logits"] = head(encoder_outputs,
-                                     labeled_positions=features[f"{name}_labeled_positions"],
-                                     training=training)
-                out["predictions"] = tf.argmax(out["logits"], -1)
-                out["labels"] = features[f"{name}_labels"]
-                out["labels_mask"] = features[f"{name}_labels_mask"]
-                out["loss"] = tagging_losses(out["logits"], out["labels"], out["labels_mask"])
-            if f"{name}_eid" in features:
-                out["eid"] = features[f"{name}_eid"]
-            outputs[name] = out
-            per_task.append(out["loss"])
-        outputs["loss"] = combine_losses(per_task, features["task_id"])
+        outputs = {t.name: self.heads[t.name](encoder_outputs, features, training=training)
+                   for t in self.tasks}
+        outputs["loss"] = combine_losses([outputs[t.name]["loss"] for t in self.tasks],
+                                         features["task_id"])
         outputs["electra"] = encoder_outputs
         return outputs
 
@@ -142,15 +147,11 @@ class FinetuningModel(keras.Model):
         """
         if not all(h.built for h in self.heads.values()):
             raise ValueError("call the model once before asking for its variables")
-        mapping = checkpoints.variable_map(modeling.ElectraModels(
-            None, None, None, self.encoder))
+        mapping = _encoder_variables(self.encoder)
         for task in self.tasks:
-            for suffix, path in HEAD_VARIABLES.items():
-                obj = self.heads[task.name]
-                for attr in path.split("."):
-                    obj = getattr(obj, attr)
+            for suffix, variable in self.heads[task.name].original_variables().items():
                 mapping[f"task_specific/{task.name}/{suffix}"] = checkpoints.Mapped(
-                    obj, tuple(obj.shape))
+                    variable, tuple(variable.shape))
         return mapping
 
 
@@ -162,18 +163,13 @@ def combine_losses(per_task_losses, task_id):
 
 
 def dummy_features(tasks, batch_size=1, seq_length=8):
-    """All-zero features for every task, to build a model's variables."""
-    def zeros(dtype=np.int32):
-        return np.zeros((batch_size, seq_length), dtype)
-
-    features = {"input_ids": zeros(), "input_mask": zeros(), "segment_ids": zeros(),
-                "task_id": np.zeros(batch_size, np.int32)}
-    for t in tasks:
-        features[f"{t.name}_label_ids"] = np.zeros(batch_size, np.int32)
-        features[f"{t.name}_targets"] = np.zeros(batch_size, np.float32)
-        features[f"{t.name}_labels"] = zeros()
-        features[f"{t.name}_labels_mask"] = zeros(np.float32)
-        features[f"{t.name}_labeled_positions"] = zeros()
+    """All-zero features for every task (`task.feature_specs()`), e.g. to build a model."""
+    features = {k: np.zeros((batch_size, seq_length), np.int32)
+                for k in ("input_ids", "input_mask", "segment_ids")}
+    features["task_id"] = np.zeros(batch_size, np.int32)
+    for task in tasks:
+        for key, (shape, dtype) in task.feature_specs().items():
+            features[key] = np.zeros((batch_size,) + tuple(shape), dtype)
     return features
 
 
@@ -197,6 +193,12 @@ def build_finetuning_model(config, tasks, init_checkpoint=None):
     encoder = modeling.Encoder.from_bert_config(
         config.bert_config(), embedding_size=config.embedding_size, dtype=config.precision)
     if init_checkpoint:
+        if not tf.io.gfile.exists(init_checkpoint) and not tf.io.gfile.exists(
+                init_checkpoint + ".index"):
+            raise FileNotFoundError(
+                f"init_checkpoint {init_checkpoint}: not found. Pretrain a model there, convert "
+                "an original checkpoint into it (python -m electra_tf.convert_checkpoint), or "
+                "set \"init_checkpoint\": null to start from random weights")
         if tf.io.gfile.exists(os.path.join(init_checkpoint, checkpoints.CONFIG_FILE)):
             source = checkpoints.load_model_dir(init_checkpoint).encoder
             values = {n: np.reshape(m.variable.numpy(), m.original_shape)

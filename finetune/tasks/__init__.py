@@ -6,15 +6,23 @@ from finetune.tasks.glue import (  # noqa: F401
     tfds_examples)
 from finetune.tasks.tagging import Chunking, TaggingTask  # noqa: F401
 
+# QA tasks live in `finetune.tasks.qa` (imported on first use: it pulls in the QA head).
+QA_TASKS = {"squad": "SQuAD", "squadv1": "SQuADv1", "newsqa": "NewsQA",
+            "naturalqs": "NaturalQuestions", "triviaqa": "TriviaQA", "searchqa": "SearchQA"}
+
 TASKS = {"cola": CoLA, "mrpc": MRPC, "mnli": MNLI, "sst": SST, "rte": RTE, "qnli": QNLI,
          "qqp": QQP, "sts": STS, "chunk": Chunking}
 
 
 def get_task(config, name, tokenizer):
     """The task object for `name`; an unknown name is a `ValueError` listing the known."""
+    if name in QA_TASKS:
+        from finetune.tasks import qa  # noqa: PLC0415
+
+        return getattr(qa, QA_TASKS[name])(config, tokenizer)
     if name not in TASKS:
-        raise ValueError(f"Unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))} "
-                         "(QA tasks are not implemented yet)")
+        raise ValueError(f"Unknown task {name!r}; known tasks: "
+                         f"{', '.join(sorted(TASKS) + sorted(QA_TASKS))}")
     return TASKS[name](config, tokenizer)
 
 

@@ -6,6 +6,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from finetune import heads
+
 
 @dataclasses.dataclass
 class Example:
@@ -19,7 +21,11 @@ class Example:
 
 
 class Task:
-    """A fine-tuning task: reads its splits and featurises examples.
+    """A fine-tuning task: reads its splits, featurises examples, builds its head, scores.
+
+    The interface every task implements (the original's `Task`): `get_examples(split)`,
+    `get_test_splits()`, `featurize(examples, is_training)`, `feature_specs()`,
+    `build_head()` and `score(examples, outputs, split)`.
 
     Args:
         config: a `FinetuningConfig` (raw data dir, max_seq_length, task_names, debug).
@@ -40,8 +46,32 @@ class Task:
     def get_test_splits(self):
         return ["test"]
 
-    def featurize(self, examples):
-        """Featurises a list of examples into a dict of stacked NumPy arrays."""
+    def featurize(self, examples, is_training=False):
+        """Featurises examples into records: a dict of stacked NumPy arrays with the shared
+        `input_ids`, `input_mask`, `segment_ids` [N, S], `task_id` [N] and this task's own
+        features (`feature_specs`)."""
+        raise NotImplementedError
+
+    def feature_specs(self):
+        """{feature name: (shape without the batch dimension, NumPy dtype)} of this task's
+        own features (spec §8.4); every record carries those of every task."""
+        raise NotImplementedError
+
+    def build_head(self):
+        """This task's head (a Keras layer, see `finetune.heads.Head`)."""
+        return heads.Head(self.name, self.task_type, self.num_labels,
+                          name=f"task_specific_{self.name}")
+
+    def score(self, examples, outputs, split="dev"):
+        """The original's metrics for `split`.
+
+        Args:
+            examples: the split's examples, as `get_examples(split)`.
+            outputs: the head's outputs {key: array} for this task's records of `split`,
+                in record order, padding removed.
+        Returns:
+            {metric: value}.
+        """
         raise NotImplementedError
 
     def path(self, filename):

@@ -12,6 +12,7 @@ import csv
 import numpy as np
 import tensorflow as tf
 
+from finetune import metrics
 from finetune.tasks.base import Example, Task, truncate_seq_pair
 
 csv.field_size_limit(2 ** 31 - 1)  # GLUE sentences can exceed csv's 128 KiB default
@@ -86,7 +87,21 @@ class ClassificationTask(Task):
         return {f"{self.name}_label_ids": np.asarray(
             [self.label_list.index(e.label) for e in examples], np.int32)}
 
-    def featurize(self, examples):
+    def feature_specs(self):
+        return {f"{self.name}_eid": ((), np.int32), f"{self.name}_label_ids": ((), np.int32)}
+
+    def score(self, examples, outputs, split="dev"):
+        """CoLA: MCC; others: accuracy (plus F1 for MRPC and QQP, as GLUE reports it);
+        and the mean loss."""
+        labels, predictions = outputs["label_ids"], outputs["predictions"]
+        results = ({"mcc": metrics.mcc(labels, predictions)} if self.name == "cola"
+                   else {"accuracy": metrics.accuracy(labels, predictions)})
+        if self.name in ("mrpc", "qqp"):
+            results["f1"] = metrics.f1(labels, predictions)
+        results["loss"] = float(np.mean(outputs["loss"]))
+        return results
+
+    def featurize(self, examples, is_training=False):
         """`[CLS] A [SEP] B [SEP]` ids, segments 0/1, the pair truncated longest first."""
         s = self.config.max_seq_length
         texts = [e.text_a for e in examples] + [e.text_b or "" for e in examples]
@@ -127,6 +142,17 @@ class RegressionTask(ClassificationTask):
         if not self.min_value <= label <= self.max_value:
             raise ValueError(f"score {label} outside [{self.min_value}, {self.max_value}]")
         return label
+
+    def feature_specs(self):
+        return {f"{self.name}_eid": ((), np.int32), f"{self.name}_targets": ((), np.float32)}
+
+    def score(self, examples, outputs, split="dev"):
+        """Pearson and Spearman ×100, MSE on the normalised scale, and the mean loss."""
+        targets, predictions = outputs["targets"], outputs["predictions"]
+        return {"pearson": metrics.pearson(targets, predictions),
+                "spearman": metrics.spearman(targets, predictions),
+                "mse": metrics.mse(targets, predictions),
+                "loss": float(np.mean(outputs["loss"]))}
 
     def _label_features(self, examples):
         return {f"{self.name}_targets": np.asarray(

@@ -74,6 +74,11 @@ class TaggingTask(Task):
             self._label_mapping = {tag: i for i, tag in enumerate(sorted(tags))}
         return self._label_mapping
 
+    @label_mapping.setter
+    def label_mapping(self, mapping):
+        """Sets the label map, e.g. the one saved with a fine-tuned model."""
+        self._label_mapping = dict(mapping)
+
     @property
     def num_labels(self):
         return len(self.label_mapping)
@@ -88,7 +93,27 @@ class TaggingTask(Task):
         return [Example(i, self.name, words, None, [mapping[t] for t in bioes_tags(tags)])
                 for i, (words, tags) in enumerate(self.read_sentences(split))]
 
-    def featurize(self, examples):
+    def feature_specs(self):
+        s = self.config.max_seq_length
+        return {f"{self.name}_eid": ((), np.int32), f"{self.name}_labels": ((s,), np.int32),
+                f"{self.name}_labels_mask": ((s,), np.float32),
+                f"{self.name}_labeled_positions": ((s,), np.int32)}
+
+    def score(self, examples, outputs, split="dev"):
+        """Entity-level precision, recall and F1 ×100 over BIOES spans, and the loss per
+        labelled word; words cut by truncation are not scored."""
+        inverse = {i: tag for tag, i in self.label_mapping.items()}
+        gold, predicted = [], []
+        for labels, preds, mask in zip(outputs["labels"], outputs["predictions"],
+                                       outputs["labels_mask"]):
+            n = int(round(mask.sum()))
+            gold.append([inverse[i] for i in labels[:n]])
+            predicted.append([inverse[i] for i in preds[:n]])
+        results = metrics.chunk_scores(gold, predicted)
+        results["loss"] = float(outputs["loss"].sum() / max(1.0, outputs["labels_mask"].sum()))
+        return results
+
+    def featurize(self, examples, is_training=False):
         """Ids of `[CLS] words [SEP]`; the first word-piece of each word is labelled.
 
         `segment_ids` is 1 for every real token, as the original. Each word is word-pieced

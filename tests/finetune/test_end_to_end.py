@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from finetune import run_finetuning, synthetic
+from finetune import model_dir, run_finetuning, synthetic
 from finetune.config import FinetuningConfig
 from tests.conftest import FIXTURES
 
@@ -54,7 +54,7 @@ def test_classification_two_trials_and_summary(data_dir):
     assert "accuracy: mean " in lines[2]
     for trial in (1, 2):
         assert (data_dir / f"models/random/finetuning_models/sst_model_{trial}"
-                / run_finetuning.WEIGHTS_FILE).exists()
+                / model_dir.WEIGHTS_FILE).exists()
 
 
 def test_regression_well_above_chance(data_dir):

@@ -1,7 +1,6 @@
 """Heads, losses, the original MNLI checkpoint, and layer-wise LR multipliers."""
 
 import json
-import types
 
 import numpy as np
 import pytest
@@ -9,14 +8,19 @@ import tensorflow as tf
 
 from electra_tf import optimization
 from finetune import heads
+from finetune import tasks as tasks_lib
 from finetune.config import FinetuningConfig
 from tests.conftest import FIXTURES
 
 MNLI = FIXTURES / "original-tiny-mnli"
 
 
-def task(name, task_type, num_labels=1):
-    return types.SimpleNamespace(name=name, task_type=task_type, num_labels=num_labels)
+def task(name, config, num_tags=5):
+    """A real task object (no tokenizer needed to build heads); chunking gets `num_tags`."""
+    t = tasks_lib.get_task(config, name, tokenizer=None)
+    if name == "chunk":
+        t.label_mapping = {f"tag{i}": i for i in range(num_tags)}
+    return t
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def mnli_config():
 
 def test_original_mnli_checkpoint(mnli_config):
     model = heads.load_finetuned_original(str(MNLI / "ckpt" / "model.ckpt"), mnli_config,
-                                          [task("mnli", "classification", 3)])
+                                          [task("mnli", mnli_config)])
     inputs = dict(np.load(MNLI / "inputs.npz"))
     expected = np.load(MNLI / "outputs_eval.npz")
     outputs = model(inputs, training=False)
@@ -41,7 +45,7 @@ def test_original_mnli_checkpoint(mnli_config):
 def test_head_mismatch_is_named(mnli_config):
     with pytest.raises(ValueError, match="task_specific/rte/dense/kernel"):
         heads.load_finetuned_original(str(MNLI / "ckpt" / "model.ckpt"), mnli_config,
-                                      [task("rte", "classification", 2)])
+                                      [task("rte", mnli_config)])
 
 
 def test_losses_by_hand():
@@ -60,7 +64,7 @@ def test_losses_by_hand():
 
 
 def test_heads_in_a_two_task_model(mnli_config):
-    tasks = [task("sts", "regression"), task("chunk", "tagging", 5)]
+    tasks = [task("sts", mnli_config), task("chunk", mnli_config)]
     model = heads.build_finetuning_model(mnli_config, tasks)
     names = sorted(n for n in model.original_variables() if n.startswith("task_specific"))
     assert names == ["task_specific/chunk/dense/bias", "task_specific/chunk/dense/kernel",
@@ -71,7 +75,7 @@ def test_heads_in_a_two_task_model(mnli_config):
     features["task_id"][:] = [0, 1]
     out = model(features, training=False)
     assert out["sts"]["predictions"].shape == (2,)
-    assert out["chunk"]["logits"].shape == (2, 6, 5)
+    assert out["chunk"]["logits"].shape == (2, mnli_config.max_seq_length, 5)
     expected = out["sts"]["loss"][0] + out["chunk"]["loss"][1]
     np.testing.assert_allclose(out["loss"], expected, rtol=1e-6)
     # dropout on [CLS] only in training
@@ -83,7 +87,7 @@ def test_layerwise_lr_multipliers():
     config = FinetuningConfig("m", "/d", task_names=["mnli"], model_size="base",
                               model_hparam_overrides={"hidden_size": 64, "intermediate_size": 64,
                                                       "num_attention_heads": 1})
-    model = heads.build_finetuning_model(config, [task("mnli", "classification", 3)])
+    model = heads.build_finetuning_model(config, [task("mnli", config)])
     names = model.original_variables()
     m = optimization.layerwise_lr_multipliers(names, 0.8, 12)
     assert m["electra/embeddings/word_embeddings"] == pytest.approx(0.8 ** 14)
@@ -106,7 +110,7 @@ def test_init_from_original_and_from_model_dir(tmp_path):
     config = FinetuningConfig("tiny", str(tmp_path), task_names=["rte"], **{
         k: kwargs[k] for k in ("embedding_size", "vocab_size", "model_hparam_overrides")})
     prefix = str(FIXTURES / "original-tiny" / "ckpt" / "model.ckpt")
-    rte = [task("rte", "classification", 2)]
+    rte = [task("rte", config)]
     a = heads.build_finetuning_model(config, rte, prefix)
     checkpoints.convert_from_original(prefix, str(tmp_path / "models" / "tiny"))
     b = heads.build_finetuning_model(config, rte, config.init_checkpoint)

@@ -1,15 +1,21 @@
 """End to end: the original tiny checkpoint fine-tuned on two tiny tasks, then scored."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from finetune import run_finetuning
+from electra_tf import checkpoints
+from finetune import heads, model_dir, run_finetuning
+from finetune import tasks as tasks_lib
 from finetune.config import FinetuningConfig
+from pretrain_data.tokenization import FullTokenizer
 from tests.conftest import FIXTURES, REPO
 
 TINY = {"embedding_size": 32, "vocab_size": 1024, "max_seq_length": 16,
@@ -88,3 +94,106 @@ def test_summarize_over_trials():
     assert summary["mean"] == 3.0 and summary["median"] == 2.0
     np.testing.assert_allclose(summary["std"], np.std([1.0, 2.0, 6.0]))
     assert run_finetuning.summarize([]) == {}
+
+
+def test_model_dir_holds_keras_and_original_checkpoints(data_dir):
+    """A trial's model dir reloads (ours and the original TF1 layout) to the same outputs."""
+    config = FinetuningConfig(
+        "tiny", str(data_dir), task_names=["rte"], num_trials=1,
+        init_checkpoint=str(FIXTURES / "original-tiny" / "ckpt" / "model.ckpt"), **TINY)
+    run_finetuning.run_finetuning(config)
+    directory = config.model_dir + "_1"
+    loaded = model_dir.load(directory)
+    assert [t.name for t in loaded.tasks] == ["rte"]
+    assert json.loads(open(f"{directory}/labels.json").read()) == {
+        "rte": ["entailment", "not_entailment"]}
+    prefix = checkpoints.resolve_checkpoint(directory + "/original")
+    names = dict(tf.train.list_variables(prefix))
+    steps = int(8 // 4 * 2.0)  # 6 examples + 2 padding, batch 4, 2 epochs (spec §8.4)
+    assert prefix.endswith(f"model.ckpt-{steps}")
+    assert names["task_specific/rte/dense/kernel"] == [64, 2]
+    assert "task_specific/rte/dense/kernel/adam_m" in names and "global_step" in names
+    assert int(tf.train.load_checkpoint(prefix).get_tensor("global_step")) == steps
+    original = heads.load_finetuned_original(prefix, config, loaded.tasks)
+    _, features = run_finetuning.featurize(config, loaded.tasks, "dev")
+    a = loaded.model(features, training=False)["rte"]["logits"]
+    b = original(features, training=False)["rte"]["logits"]
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert np.abs(a).max() > 0
+
+
+def test_keep_all_models_false_keeps_only_the_last(data_dir):
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["rte"], num_trials=2,
+                              keep_all_models=False, do_eval=False, **dict(
+                                  TINY, num_train_epochs=1.0, init_checkpoint=None))
+    run_finetuning.run_finetuning(config)
+    assert not os.path.exists(config.model_dir + "_1")
+    assert os.path.exists(config.model_dir + "_2/" + model_dir.WEIGHTS_FILE)
+
+
+def test_foreign_files_in_a_model_dir_stop_the_run_before_training(data_dir):
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["rte"], do_eval=False,
+                              **dict(TINY, init_checkpoint=None))
+    os.makedirs(config.model_dir + "_1")
+    open(config.model_dir + "_1/notes.txt", "w").write("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        run_finetuning.run_finetuning(config)
+    assert open(config.model_dir + "_1/notes.txt").read() == "mine"
+
+
+def test_tfrecord_cache_is_reused_and_rebuilt_when_stale(data_dir, capsys):
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["rte", "sts"], **TINY)
+    tokenizer = FullTokenizer(config.vocab_file)
+    tasks = tasks_lib.get_tasks(config, tokenizer)
+    _, built = run_finetuning.featurize(config, tasks, "train", is_training=True)
+    path = os.path.join(config.preprocessed_data_dir, "rte_sts_train.tfrecord")
+    assert json.loads(open(path + ".metadata").read())["n_examples"] == 6 + 5 * 2  # STS doubled
+    examples, cached = run_finetuning.featurize(config, tasks, "train", is_training=True)
+    assert "cached train records" in capsys.readouterr().out and examples is None
+    assert sorted(cached) == sorted(built)
+    for key in built:
+        assert cached[key].dtype == built[key].dtype
+        np.testing.assert_array_equal(cached[key], built[key])
+    longer = FinetuningConfig("tiny", str(data_dir), task_names=["rte", "sts"],
+                              **dict(TINY, max_seq_length=20))
+    _, rebuilt = run_finetuning.featurize(longer, tasks_lib.get_tasks(longer, tokenizer),
+                                          "train", is_training=True)
+    assert "cached" not in capsys.readouterr().out
+    assert rebuilt["input_ids"].shape == (16, 20)
+
+
+def test_progress_lines_and_mixed_bfloat16(data_dir, capsys):
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["sts"],
+                              precision="mixed_bfloat16", **dict(TINY, init_checkpoint=None))
+    try:
+        results = run_finetuning.run_finetuning(config)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    out = capsys.readouterr().out
+    steps = int(12 // 4 * 2.0)  # 5 pairs doubled, padded to 12
+    assert f"step {steps}/{steps} (100.0%) loss " in out and " seq/s | elapsed " in out
+    assert np.isfinite(results[0]["sts"]["loss"])
+
+
+def test_mirrored_strategy_equals_one_device(tmp_path):
+    for split in ("train", "dev"):
+        write(tmp_path / "finetuning_data" / "chunk" / f"{split}.txt",
+              [f"{w} X {t}" for w, t in zip("the cat sat on a mat".split(),
+                                            "B-NP E-NP S-VP O B-NP E-NP".split())]
+              + [""] + [f"{w} X {t}" for w, t in zip("a dog ran".split(), "B-NP E-NP S-VP".split())]
+              + [""] + ["cats X S-NP", "sat X S-VP", ""] + ["dogs X S-NP", "ran X S-VP", ""])
+    shutil.copy(FIXTURES / "vocab_tiny.txt", tmp_path / "vocab.txt")
+    out = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, str(REPO / "tests" / "finetune" /
+                                              "distributed_finetune.py"), str(tmp_path), str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["mirrored"]["replicas"] == 2
+    one, mirrored = report["one"], report["mirrored"]
+    assert sorted(one["weights"]) == sorted(mirrored["weights"])
+    for name in one["weights"]:
+        np.testing.assert_allclose(mirrored["weights"][name], one["weights"][name], atol=1e-5,
+                                   err_msg=name)
+    for metric, value in one["results"][0]["chunk"].items():
+        np.testing.assert_allclose(mirrored["results"][0]["chunk"][metric], value, atol=1e-4)

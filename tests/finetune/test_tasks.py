@@ -182,8 +182,8 @@ def test_chunk_truncation(tmp_path, tokenizer):
 
 
 def test_unknown_task(tmp_path, tokenizer):
-    with pytest.raises(ValueError, match="Unknown task 'squad'"):
-        make(tmp_path, tokenizer, "squad")
+    with pytest.raises(ValueError, match="Unknown task 'sqad'; known tasks: chunk, cola"):
+        make(tmp_path, tokenizer, "sqad")
 
 
 def test_tfds_glue_source(tokenizer):
