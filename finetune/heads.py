@@ -207,7 +207,7 @@ def build_finetuning_model(config, tasks, init_checkpoint=None):
             values = checkpoints.read_checkpoint(init_checkpoint)
         load_encoder_weights(values, encoder, init_checkpoint)
     model = FinetuningModel(encoder, tasks)
-    model(dummy_features(tasks), training=False)
+    model(dummy_features(tasks, 1, config.max_seq_length), training=False)
     return model
 
 

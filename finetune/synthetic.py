@@ -7,8 +7,11 @@ from common English words that are whole word pieces in small vocabularies (incl
   is a "positive" word, 0 if it is a "negative" one.
 - STS (regression): two sentences of `STS_LENGTH` words; the score (0..5) is the number of
   words the second sentence shares with the first.
+And SQuAD-format QA (`write_squad_data`): filler contexts in which the answer is the one
+"place" word (`STS_POOL`), for SQuAD 1.1 and 2.0 (where some contexts have none).
 """
 
+import json
 import os
 
 import numpy as np
@@ -96,3 +99,50 @@ def write_glue_data(data_dir, task_names=("sst", "sts"), train=1000, dev=200, te
         dirs[task] = os.path.join(data_dir, "finetuning_data", task)
         WRITERS[task](dirs[task], {"train": train, "dev": dev, "test": test}, rng)
     return dirs
+
+
+QA_QUESTIONS = ("where is it ?", "which place is named ?", "what is the place ?")
+
+
+def squad_paragraph(rng, qid, min_words, max_words, impossible):
+    """One SQuAD paragraph: filler words with one place word (none if `impossible`), and
+    its question, the place as the answer with its character offset."""
+    words = list(rng.choice(FILLER, rng.randint(min_words, max_words + 1)))
+    qa = {"id": qid, "question": str(rng.choice(QA_QUESTIONS))}
+    if impossible:
+        qa.update(answers=[], is_impossible=True)
+    else:
+        answer = str(rng.choice(STS_POOL))
+        k = int(rng.randint(len(words) + 1))
+        words.insert(k, answer)
+        start = len(" ".join(words[:k])) + (1 if k else 0)
+        qa.update(answers=[{"text": answer, "answer_start": start}], is_impossible=False)
+    return {"context": " ".join(words), "qas": [qa]}
+
+
+def write_squad_data(data_dir, task="squad", train=1000, dev=200, test=0, seed=0,
+                     unanswerable=0.3, min_words=10, max_words=60):
+    """Writes `<data_dir>/finetuning_data/<task>/{train,dev[,test]}.json` in SQuAD format.
+
+    Args:
+        data_dir: the fine-tuning `data_dir`.
+        task: "squad" (2.0: a share `unanswerable` of questions has no answer) or "squadv1"
+            (every question has one).
+        train, dev, test: questions per split (no test file if `test` is 0).
+        seed: makes the data reproducible.
+        min_words, max_words: context length in words (long ones need several windows).
+    Returns:
+        The task's directory.
+    """
+    rng = np.random.RandomState(seed)
+    task_dir = os.path.join(data_dir, "finetuning_data", task)
+    share = unanswerable if task == "squad" else 0.0
+    for split, n in (("train", train), ("dev", dev), ("test", test)):
+        if not n:
+            continue
+        paragraphs = [squad_paragraph(rng, f"{split}-{i}", min_words, max_words,
+                                      rng.rand() < share) for i in range(n)]
+        _write(os.path.join(task_dir, split + ".json"), [json.dumps(
+            {"version": "v2.0" if task == "squad" else "1.1",
+             "data": [{"title": "synthetic", "paragraphs": paragraphs}]})])
+    return task_dir
