@@ -105,7 +105,8 @@ class Encoder(keras.Model):
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable,
-                  "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+                  # A functional model's own policy stays float32; its layers carry the precision.
+                  "dtype": keras.dtype_policies.serialize(self.embeddings.dtype_policy),
                   **self._init_args}
         config["embedding_size"] = self.embeddings.embedding_size
         return config

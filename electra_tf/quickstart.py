@@ -4,19 +4,22 @@
 
 Every stage is the real one: a generated corpus (no download) → a WordPiece vocabulary
 learned from it → pretraining TFRecords → the untrained model evaluated → pretraining with
-progress and checkpoints → evaluated again → the original-layout TF1 checkpoint. It reports
-the discriminator AUC and the generator accuracy before and after. Each run writes a new
-`run-<n>` directory under the output directory and never touches earlier ones.
+progress and checkpoints → evaluated again → the original-layout TF1 checkpoint → a
+SavedModel for TF Serving, loaded back and queried with raw sentences. It reports the
+discriminator AUC and the generator accuracy before and after, and each token's
+replaced-token probability from the SavedModel. Each run writes a new `run-<n>` directory
+under the output directory and never touches earlier ones.
 """
 
 import os
 import sys
 import time
 
+import tensorflow as tf
 from absl import flags
 
 from electra_tf import cli, config as config_lib
-from electra_tf import training
+from electra_tf import export_saved_model, training
 from pretrain_data import build_pretraining_dataset, learn_vocab, synthetic
 
 flags.DEFINE_string("output-dir", "demo_output", "Where the run directory is created.")
@@ -29,6 +32,8 @@ HPARAMS = {"debug": True, "max_seq_length": 64, "train_batch_size": 32, "eval_ba
            "learning_rate": 1e-3, "num_warmup_steps": 40, "iterations_per_loop": 50,
            "save_checkpoints_steps": 200, "num_eval_steps": 20, "embedding_size": 64,
            "seed": 1}
+# A sentence of the generated grammar, and the same with its verb replaced by a noun.
+QUERIES = ["the open license grants the copyright .", "the open license copyright the copyright ."]
 REPORTED = ("disc_auc", "disc_accuracy", "masked_lm_accuracy", "sampled_masked_lm_accuracy",
             "loss")
 
@@ -59,6 +64,16 @@ def prepare_data(data_dir, num_documents, max_seq_length, vocab_size=2000, log=p
     return len(vocab)
 
 
+def query_export(export_dir, sentences, log=print):
+    """Loads a SavedModel as a server does and logs each token's replaced probability."""
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    out = serve(text=tf.constant(sentences))
+    for tokens, mask, probabilities in zip(out["tokens"].numpy(), out["input_mask"].numpy(),
+                                           out["replaced_probability"].numpy()):
+        log("  ".join(f"{token.decode()} {p:.2f}"
+                      for token, real, p in zip(tokens, mask, probabilities) if real))
+
+
 def main(argv):
     del argv
     start = time.time()
@@ -77,7 +92,13 @@ def main(argv):
         print(f"{key:<28}{before[key]:>10.4f}{after[key]:>10.4f}")
     print(f"\nmodel directory: {config.model_dir} (original-layout checkpoint in "
           f"{os.path.join(config.model_dir, 'original')})")
-    print(f"results: {config.results_json}\ntotal time {time.time() - start:.0f} s")
+    print(f"results: {config.results_json}")
+    export_dir = export_saved_model.export_saved_model(config.model_dir,
+                                                       os.path.join(data_dir, "export"))
+    print(f"\nSavedModel for TF Serving: {export_dir}\nreplaced-token probability of each "
+          f"token, from the loaded SavedModel (raw text in):")
+    query_export(export_dir, QUERIES)
+    print(f"total time {time.time() - start:.0f} s")
     if after["disc_auc"] <= before["disc_auc"]:
         sys.exit("error: the discriminator did not improve")
 

@@ -88,7 +88,7 @@ class Pretrainer:
         self.log = log
         self.ids = check_vocab(config)
         self.strategy = strategy or get_strategy(config)
-        self.workers, self.worker = _worker_info(self.strategy)
+        self.workers, self.worker = worker_info(self.strategy)
         self.chief = self.worker == 0
         # Every worker saves (saving is collective) and keeps its own data position; the
         # chief's files are the model directory proper.
@@ -325,7 +325,7 @@ def _scalars(outputs):
             "disc_loss": outputs["disc"]["loss"] if "disc" in outputs else tf.constant(0.0)}
 
 
-def _worker_info(strategy):
+def worker_info(strategy):
     """(number of workers, this worker's index); the chief, if any, is worker 0."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:

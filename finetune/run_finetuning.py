@@ -57,7 +57,7 @@ def pad_to_multiple(features, batch_size, n_tasks):
     return padded
 
 
-def featurize(config, tasks, split, is_training=False):
+def featurize(config, tasks, split, is_training=False, write_cache=True):
     """Every task's records of `split`, merged; cached as TFRecords (spec §8.4).
 
     The records are written to `<preprocessed_data_dir>/<sorted tasks>_<split>.tfrecord` with
@@ -65,6 +65,8 @@ def featurize(config, tasks, split, is_training=False):
     split, lengths, vocabulary) is read instead of featurising again. Unlike the original, the
     cache is not shuffled: each trial shuffles with its own seed.
 
+    Args:
+        write_cache: False on non-chief workers, which featurise for themselves.
     Returns:
         (examples {task: [examples]} or None when read from the cache and not needed,
          records {feature: array [N, ...]}).
@@ -86,7 +88,8 @@ def featurize(config, tasks, split, is_training=False):
     features = merge_features(parts, tasks)
     if config.log_examples and is_training:
         print("first featurised example:", {k: v[0].tolist() for k, v in features.items()})
-    write_records(path, features, dict(metadata, n_examples=len(features["task_id"])))
+    if write_cache:
+        write_records(path, features, dict(metadata, n_examples=len(features["task_id"])))
     return examples, features
 
 
@@ -231,6 +234,9 @@ def predict(model, features, batch_size, strategy):
     Returns:
         {task: {output: array [N, ...]}}.
     """
+    if training.worker_info(strategy)[0] > 1:
+        # Every worker predicts everything itself: the data is not split across workers.
+        strategy = tf.distribute.get_strategy()
     n = len(features["task_id"])
     padded = pad_to_multiple(features, batch_size, len(model.tasks))
     dataset = tf.data.Dataset.from_tensor_slices(padded).batch(batch_size)
@@ -360,6 +366,10 @@ def run_finetuning(config, strategy=None):
         if getattr(config, name) % strategy.num_replicas_in_sync:
             raise ValueError(f"{name} {getattr(config, name)} is not a multiple of the "
                              f"{strategy.num_replicas_in_sync} replicas")
+    # Under MultiWorkerMirroredStrategy every worker runs this; only the chief writes files.
+    chief = training.worker_info(strategy)[1] == 0
+    if not chief:
+        config.use_tfrecords_if_existing = False
     print(config)
     tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
     tasks = tasks_lib.get_tasks(config, tokenizer)
@@ -369,19 +379,20 @@ def run_finetuning(config, strategy=None):
         keras.utils.set_random_seed(seed + trial)
         model_dir = f"{config.model_dir}_{trial}"
         with strategy.scope():
-            model = load_or_train(config, tasks, model_dir, seed + trial, strategy)
+            model = load_or_train(config, tasks, model_dir, seed + trial, strategy, chief)
         if config.do_eval:
-            examples, features = featurize(config, tasks, "dev")
+            examples, features = featurize(config, tasks, "dev", write_cache=chief)
             outputs = predict(model, features, config.eval_batch_size, strategy)
             results = {t.name: t.score(examples[t.name], task_rows(outputs[t.name], features, i))
                        for i, t in enumerate(tasks)}
             for task, values in results.items():
                 print(f"{task}: " + " - ".join(f"{k}: {v:.2f}" for k, v in values.items()))
             all_results.append(results)
-            write_results(config, all_results)
-        if config.write_test_outputs and trial <= config.n_writes_test:
+            if chief:
+                write_results(config, all_results)
+        if chief and config.write_test_outputs and trial <= config.n_writes_test:
             write_test_outputs(config, model, tasks, trial, strategy)
-        if not config.keep_all_models and trial > 1 and config.do_train:
+        if chief and not config.keep_all_models and trial > 1 and config.do_train:
             previous = f"{config.model_dir}_{trial - 1}"
             print(f"keep_all_models is false: deleting {previous}")
             model_dir_lib.remove(previous)
@@ -393,14 +404,16 @@ def run_finetuning(config, strategy=None):
     return all_results
 
 
-def load_or_train(config, tasks, model_dir, seed, strategy):
-    """Trains a model into `model_dir` (do_train), or reads the one there, or else the
-    original fine-tuned checkpoint `init_checkpoint` (the README's do_train=false recipe)."""
+def load_or_train(config, tasks, model_dir, seed, strategy, chief=True):
+    """Trains a model into `model_dir` (do_train; only the chief writes it), or reads the one
+    there, or else the original fine-tuned checkpoint `init_checkpoint` (the README's
+    do_train=false recipe)."""
     if config.do_train:
-        model_dir_lib.check_replaceable(model_dir)  # fail before training, not after
+        if chief:
+            model_dir_lib.check_replaceable(model_dir)  # fail before training, not after
         print(f"trial {model_dir.rsplit('_', 1)[-1]}: seed {seed}, training into {model_dir}")
         model = heads.build_finetuning_model(config, tasks, config.init_checkpoint)
-        _, features = featurize(config, tasks, "train", is_training=True)
+        _, features = featurize(config, tasks, "train", is_training=True, write_cache=chief)
         order = np.random.RandomState(seed).permutation(len(features["task_id"]))
         features = pad_to_multiple({k: v[order] for k, v in features.items()},
                                    config.train_batch_size, len(tasks))
@@ -408,7 +421,8 @@ def load_or_train(config, tasks, model_dir, seed, strategy):
         optimizer = build_optimizer(config, model,
                                     train_steps(config, len(features["task_id"])))
         train(config, model, optimizer, features, seed, strategy)
-        model_dir_lib.save(model_dir, config, model, tasks, optimizer)
+        if chief:
+            model_dir_lib.save(model_dir, config, model, tasks, optimizer)
         return model
     if tf.io.gfile.exists(os.path.join(model_dir, model_dir_lib.WEIGHTS_FILE)):
         model = heads.build_finetuning_model(config, tasks)

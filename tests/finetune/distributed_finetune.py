@@ -1,10 +1,11 @@
-"""Fine-tunes a tiny tagging model on one device and under MirroredStrategy over two
-logical CPUs, in a fresh process (logical devices are fixed at TF start-up).
+"""Fine-tunes a tiny tagging model in a fresh process (logical devices and collectives are
+fixed at TF start-up), for the tests to compare with one device.
 
-    python distributed_finetune.py DATA_DIR OUT.json
+    python distributed_finetune.py mirrored DATA_DIR OUT.json  # one device, then 2 logical CPUs
+    python distributed_finetune.py worker DATA_DIR OUT.json    # one MultiWorkerMirrored worker
 
-Writes {strategy: {"results": ..., "weights": {name: list}}} for the test to compare.
-Tagging has no dropout in its head; the encoder's dropout is off, so the two runs must agree.
+Writes {run: {"results": ..., "replicas": n, "weights": {name: list}}}. Tagging has no
+dropout in its head and the encoder's dropout is off, so every run must agree.
 """
 
 import json
@@ -22,23 +23,41 @@ HPARAMS = {"init_checkpoint": None, "vocab_size": 1024, "embedding_size": 32,
            "learning_rate": 1e-3, "seed": 3, "use_tfrecords_if_existing": False}
 
 
-def main(data_dir, out):
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from electra_tf import checkpoints
+def run(name, data_dir, strategy):
     from finetune import run_finetuning
     from finetune.config import FinetuningConfig
 
-    report = {}
-    for name, strategy in (("one", tf.distribute.get_strategy()),
-                           ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-        config = FinetuningConfig(name, data_dir, **HPARAMS)
-        results = run_finetuning.run_finetuning(config, strategy)
-        prefix = checkpoints.resolve_checkpoint(config.model_dir + "_1/original")
-        weights = checkpoints.read_checkpoint(prefix)
-        report[name] = {"results": results, "replicas": strategy.num_replicas_in_sync,
-                        "weights": {k: v.tolist() for k, v in weights.items()
-                                    if not k.endswith(("adam_m", "adam_v", "global_step"))}}
+    config = FinetuningConfig(name, data_dir, **HPARAMS)
+    results = run_finetuning.run_finetuning(config, strategy)
+    # Every worker holds the same weights; only the chief wrote the model directory.
+    weights = {m_name: m.variable.numpy().reshape(m.original_shape).tolist()
+               for m_name, m in LAST_MODEL[0].original_variables().items()}
+    return {"results": results, "replicas": strategy.num_replicas_in_sync, "weights": weights}
+
+
+LAST_MODEL = []
+
+
+def main(mode, data_dir, out):
+    if mode == "mirrored":
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from finetune import run_finetuning
+
+    load_or_train = run_finetuning.load_or_train
+
+    def keep(*args, **kwargs):  # remember the trained model to report its weights
+        LAST_MODEL[:] = [load_or_train(*args, **kwargs)]
+        return LAST_MODEL[0]
+
+    run_finetuning.load_or_train = keep
+    if mode == "mirrored":
+        report = {name: run(name, data_dir, strategy) for name, strategy in (
+            ("one", tf.distribute.get_strategy()),
+            ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])))}
+    else:
+        report = {"worker": run("multi", data_dir, tf.distribute.MultiWorkerMirroredStrategy())}
     with open(out, "w") as f:
         json.dump(report, f)
 

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -175,25 +176,65 @@ def test_progress_lines_and_mixed_bfloat16(data_dir, capsys):
     assert np.isfinite(results[0]["sts"]["loss"])
 
 
-def test_mirrored_strategy_equals_one_device(tmp_path):
+CHUNK = [f"{w} X {t}" for w, t in zip("the cat sat on a mat".split(),
+                                       "B-NP E-NP S-VP O B-NP E-NP".split())] + [""] + [
+    f"{w} X {t}" for w, t in zip("a dog ran".split(), "B-NP E-NP S-VP".split())] + [""] + [
+    "cats X S-NP", "sat X S-VP", ""] + ["dogs X S-NP", "ran X S-VP", ""]
+
+
+@pytest.fixture(scope="module")
+def distributed(tmp_path_factory):
+    """Chunking data, and the one-device vs MirroredStrategy report of a fresh process."""
+    path = tmp_path_factory.mktemp("distributed")
     for split in ("train", "dev"):
-        write(tmp_path / "finetuning_data" / "chunk" / f"{split}.txt",
-              [f"{w} X {t}" for w, t in zip("the cat sat on a mat".split(),
-                                            "B-NP E-NP S-VP O B-NP E-NP".split())]
-              + [""] + [f"{w} X {t}" for w, t in zip("a dog ran".split(), "B-NP E-NP S-VP".split())]
-              + [""] + ["cats X S-NP", "sat X S-VP", ""] + ["dogs X S-NP", "ran X S-VP", ""])
-    shutil.copy(FIXTURES / "vocab_tiny.txt", tmp_path / "vocab.txt")
-    out = tmp_path / "report.json"
-    run = subprocess.run([sys.executable, str(REPO / "tests" / "finetune" /
-                                              "distributed_finetune.py"), str(tmp_path), str(out)],
+        write(path / "finetuning_data" / "chunk" / f"{split}.txt", CHUNK)
+    shutil.copy(FIXTURES / "vocab_tiny.txt", path / "vocab.txt")
+    out = path / "mirrored.json"
+    run = subprocess.run([sys.executable, str(DISTRIBUTED), "mirrored", str(path), str(out)],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    report = json.loads(out.read_text())
-    assert report["mirrored"]["replicas"] == 2
-    one, mirrored = report["one"], report["mirrored"]
-    assert sorted(one["weights"]) == sorted(mirrored["weights"])
-    for name in one["weights"]:
-        np.testing.assert_allclose(mirrored["weights"][name], one["weights"][name], atol=1e-5,
+    return path, json.loads(out.read_text())
+
+
+DISTRIBUTED = REPO / "tests" / "finetune" / "distributed_finetune.py"
+
+
+def assert_same_run(a, b, atol=1e-5):
+    assert sorted(a["weights"]) == sorted(b["weights"])
+    for name in a["weights"]:
+        np.testing.assert_allclose(b["weights"][name], a["weights"][name], atol=atol,
                                    err_msg=name)
-    for metric, value in one["results"][0]["chunk"].items():
-        np.testing.assert_allclose(mirrored["results"][0]["chunk"][metric], value, atol=1e-4)
+    for metric, value in a["results"][0]["chunk"].items():
+        np.testing.assert_allclose(b["results"][0]["chunk"][metric], value, atol=1e-4)
+
+
+def test_mirrored_strategy_equals_one_device(distributed):
+    _, report = distributed
+    assert report["mirrored"]["replicas"] == 2
+    assert_same_run(report["one"], report["mirrored"])
+
+
+def test_multi_worker_two_processes_equal_one_device(distributed, tmp_path):
+    path, report = distributed
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(
+            [sys.executable, str(DISTRIBUTED), "worker", str(path), str(tmp_path / f"{index}.json")],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), "\n".join(o[-3000:] for o in outputs)
+    runs = [json.loads((tmp_path / f"{i}.json").read_text())["worker"] for i in range(2)]
+    assert runs[0]["replicas"] == 2
+    assert_same_run(report["one"], runs[0])
+    assert_same_run(runs[0], runs[1], atol=0)
+    models = path / "models" / "multi" / "finetuning_models"
+    assert (models / "chunk_model_1" / model_dir.WEIGHTS_FILE).exists()  # the chief's
+    assert sorted(p.name for p in models.iterdir()) == ["chunk_model_1"]

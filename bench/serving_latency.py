@@ -1,0 +1,159 @@
+"""Latency of an exported SavedModel: raw-text and id signatures beside the direct Keras call.
+
+    python bench/serving_latency.py [--model-dir DIR] [--batch-sizes 1,8,32] [--iterations 30]
+
+By default a randomly initialised ELECTRA-Small (code defaults: H=256, 12 layers, generator
+0.25, V=30522, S=128) with a generated 30,522-token vocabulary is written to a temporary
+model directory and exported with `export_saved_model`. For each batch size, every input
+filled to S=128 tokens, it prints p50/p90/p99 latency and throughput of:
+- `serving_default` (raw text in, tokenised in the graph),
+- `discriminator_ids` (int32 ids in),
+- the direct Keras call (the discriminator under `tf.function`, the same ids),
+and the ratio of each p50 to the direct call's. Then, each in a fresh process: the first
+call after `tf.saved_model.load` without warm-up, and after replaying the export's warm-up
+records as TF Serving does at load time.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+import time
+
+import common  # bench/common.py: puts the repository on sys.path (asserted below)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from electra_tf import checkpoints, config as config_lib, export_saved_model  # noqa: E402
+from electra_tf import modeling  # noqa: E402
+
+assert common.REPO in sys.path
+
+SPECIAL = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_vocab(path, size, seed=0):
+    """A BERT-layout vocabulary: special tokens, characters, ##characters, random words."""
+    rng = random.Random(seed)
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    tokens = SPECIAL + chars + ["##" + c for c in chars]
+    words = set()
+    while len(tokens) + len(words) < size:
+        words.add("".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))))
+    tokens += sorted(words)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
+    return tokens
+
+
+def random_model_dir(root):
+    """An ELECTRA-Small model directory (random weights) and its vocabulary in `root`."""
+    config = config_lib.PretrainingConfig("electra-small-random", root)
+    tokens = write_vocab(os.path.join(root, "vocab.txt"), config.vocab_size)
+    checkpoints.save_model_dir(modeling.build_models(config), config.model_dir)
+    return config.model_dir, tokens
+
+
+def interleaved_percentiles(functions, iterations, warmup=3):
+    """{name: (p50, p90, p99) seconds} of each function, called in turn `iterations` times.
+
+    Taking turns spreads any change in the machine's load evenly over the functions.
+    """
+    times = {name: [] for name in functions}
+    for i in range(warmup + iterations):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: np.percentile(t, [50, 90, 99]) for name, t in times.items()}
+
+
+def fetch(outputs):
+    """Makes sure every output is computed (the signatures run asynchronously)."""
+    return [v.numpy() for v in outputs.values()]
+
+
+def first_call(export_dir, replay_warmup):
+    """Seconds of the first `serving_default` call after loading (optionally after warm-up)."""
+    loaded = tf.saved_model.load(export_dir)
+    if replay_warmup:
+        for name, inputs in export_saved_model.read_warmup_requests(export_dir):
+            fetch(loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()}))
+    text = tf.constant(["a first request after loading the model ."])
+    start = time.perf_counter()
+    fetch(loaded.signatures["serving_default"](text=text))
+    return time.perf_counter() - start
+
+
+def first_call_in_fresh_process(export_dir, replay_warmup):
+    args = [sys.executable, __file__, "--first-call", export_dir]
+    out = subprocess.run(args + (["--replay-warmup"] if replay_warmup else []),
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def run(args, root):
+    """Exports into `root` (and builds the random model there) and prints the figures."""
+    model_dir, tokens = args.model_dir, None
+    if model_dir is None:
+        model_dir, tokens = random_model_dir(root)
+    start = time.perf_counter()
+    export_dir = export_saved_model.export_saved_model(model_dir, os.path.join(root, "export"))
+    print(f"exported {model_dir} to {export_dir} in {time.perf_counter() - start:.1f} s")
+    loaded = checkpoints.load_model_dir(model_dir)
+    max_len = loaded.config.max_seq_length
+    served = tf.saved_model.load(export_dir)
+    text_signature = served.signatures["serving_default"]
+    ids_signature = served.signatures["discriminator_ids"]
+    keras_call = tf.function(lambda features: loaded.discriminator(features, training=False))
+    words = tokens[200:] if tokens else ["word"]
+    rng = random.Random(1)
+    print(f"{os.cpu_count()} CPU cores, S={max_len}, {args.iterations} timed calls each; "
+          f"latency in ms (p50 / p90 / p99), throughput at p50")
+    for batch in map(int, args.batch_sizes.split(",")):
+        texts = tf.constant([" ".join(rng.choices(words, k=2 * max_len)) for _ in range(batch)])
+        features = {k: v for k, v in text_signature(text=texts).items()
+                    if k in modeling.INPUT_NAMES}
+        assert features["input_ids"].shape == (batch, max_len), features["input_ids"].shape
+        rows = {"direct Keras call": lambda: fetch(keras_call(features)),
+                "SavedModel ids": lambda: fetch(ids_signature(**features)),
+                "SavedModel raw text": lambda: fetch(text_signature(text=texts))}
+        results = interleaved_percentiles(rows, args.iterations)
+        base = results["direct Keras call"][0] * 1000
+        for name, (p50, p90, p99) in results.items():
+            p50, p90, p99 = p50 * 1000, p90 * 1000, p99 * 1000
+            print(f"batch {batch:>3}  {name:<20} {p50:8.1f} {p90:8.1f} {p99:8.1f}   "
+                  f"{batch / p50 * 1000:7.1f} seq/s   {p50 / base:.2f}x")
+    for replay in (False, True):
+        seconds = first_call_in_fresh_process(export_dir, replay)
+        print(f"first call after loading, {'after' if replay else 'without'} warm-up: "
+              f"{seconds * 1000:.0f} ms")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", help="export this model directory instead of a "
+                        "random ELECTRA-Small")
+    parser.add_argument("--batch-sizes", default="1,8,32")
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--first-call", help=argparse.SUPPRESS)  # the fresh-process part
+    parser.add_argument("--replay-warmup", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.first_call:
+        print(first_call(args.first_call, args.replay_warmup))
+        return
+    root = tempfile.mkdtemp(prefix="serving-latency-")
+    try:
+        run(args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
