@@ -240,8 +240,9 @@ class QATask(Task):
         return True
 
     def _log_counts(self, split, examples, failures):
-        print(f"{self.name} {split}: {len(examples)} examples created, {failures} training "
-              "questions skipped (answer not found in the context)")
+        skipped = (f", {failures} training questions skipped (answer not found in the "
+                   "context)" if split == "train" else "")
+        print(f"{self.name} {split}: {len(examples)} examples created{skipped}")
 
     # ------------------------------------------------------------------ featurisation
 
