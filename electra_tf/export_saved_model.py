@@ -3,10 +3,12 @@
     python -m electra_tf.export_saved_model --model-dir DIR --output EXPORT_BASE [--version N]
 
 DIR is a pretraining model directory (`<data-dir>/models/<name>`, from `run_pretraining`
-or `convert_checkpoint`). The export is `EXPORT_BASE/<version>/`, the layout TF Serving
-watches with `--model_base_path=EXPORT_BASE`: one SavedModel holding every network of the
-directory as its own signatures (see `serving.py`), so the weights the generator and
-discriminator share are stored once and one model name serves both:
+or `convert_checkpoint`) or a fine-tuned model directory (a trial's
+`.../finetuning_models/<tasks>_model_<trial>`, from `finetune.run_finetuning`; recognised
+by its `finetuning_config.json`). The export is `EXPORT_BASE/<version>/`, the layout TF
+Serving watches with `--model_base_path=EXPORT_BASE`: one SavedModel holding every network
+of the directory as its own signatures (see `serving.py`), so shared weights are stored
+once and one model name serves them all. A pretraining directory gives:
 
 | signature | inputs | outputs |
 |---|---|---|
@@ -15,6 +17,9 @@ discriminator share are stored once and one model name serves both:
 | `discriminator_ids` | `input_ids`, `input_mask`, `segment_ids` | discriminator outputs |
 | `generator_text` | `text` with literal "[MASK]"s | features + `tokens` + generator outputs |
 | `generator_ids` | `input_ids`, `input_mask`, `segment_ids` | generator outputs |
+
+A fine-tuned directory gives `<task>_text` and `<task>_ids` per task (`serving_default` =
+the first task's `<task>_text`); `serving.task_endpoint` lists each task type's outputs.
 
 The version is written to a hidden sibling directory and renamed at the end: TF Serving
 only loads integer-named directories, so it never sees a half-written version. An existing
@@ -34,9 +39,15 @@ from electra_tf import checkpoints, cli, serving
 from pretrain_data import tokenization
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-WARMUP_TEXTS = {"single": ["The quick brown fox jumps over the lazy dog."],
+# One request per signature: a list of texts per input (`serving.TEXT_INPUTS` order).
+WARMUP_TEXTS = {"single": (["The quick brown fox jumps over the lazy dog."],),
                 "pair": (["The quick brown fox."], ["It jumps over the lazy dog."]),
-                "masked": ["The quick brown [MASK] jumps over the lazy dog."]}
+                "masked": (["The quick brown [MASK] jumps over the lazy dog."],),
+                "words": (["The quick brown fox jumps over the lazy dog ."],),
+                "qa": (["Who jumps over the dog?"],
+                       ["The quick brown fox jumps over the lazy dog."])}
+# A fine-tuned model directory holds this file (`finetune.model_dir.CONFIG_FILE`).
+FINETUNING_CONFIG_FILE = "finetuning_config.json"
 
 # The tensorflow-text ops our raw-text signatures use, all registered by TF Serving's
 # standard `tensorflow_model_server`. Evidence: tensorflow/serving
@@ -115,14 +126,57 @@ def build_serving_module(loaded, vocab_file, top_k=10, do_lower_case=None,
     return serving.ServingModule(text_encoder, endpoints)
 
 
+def build_finetuned_module(finetuned, strip_accents=True):
+    """The `ServingModule` of a loaded fine-tuned model directory: one endpoint per task.
+
+    Args:
+        finetuned: `finetune.model_dir.FinetunedModel` (config, tasks, model, vocab_file).
+        strip_accents: as `FullTokenizer` (the original strips accents when lower-casing).
+    Returns:
+        `serving.ServingModule` with `<task>_text` and `<task>_ids` per task, in the
+        config's task order.
+    """
+    config = finetuned.config
+    text_encoder = serving.TextEncoder(finetuned.vocab_file, config.max_seq_length,
+                                       config.do_lower_case, strip_accents)
+    endpoints = [serving.task_endpoint(task, finetuned.model, text_encoder, config)
+                 for task in finetuned.tasks]
+    return serving.ServingModule(text_encoder, endpoints)
+
+
+def is_finetuned_dir(model_dir):
+    """Whether `model_dir` is a fine-tuned model directory (it has a fine-tuning config)."""
+    return tf.io.gfile.exists(os.path.join(model_dir, FINETUNING_CONFIG_FILE))
+
+
+def load_module(model_dir, vocab_file=None, top_k=10):
+    """The `ServingModule` of a pretraining or fine-tuned model directory."""
+    if is_finetuned_dir(model_dir):
+        from finetune import model_dir as finetuned_dir  # noqa: PLC0415 (finetune needs us)
+        finetuned = finetuned_dir.load(model_dir)
+        if vocab_file:
+            finetuned = finetuned._replace(vocab_file=vocab_file)
+        check_vocab_size(finetuned.vocab_file, finetuned.config)
+        return build_finetuned_module(finetuned)
+    if not tf.io.gfile.exists(os.path.join(model_dir, checkpoints.CONFIG_FILE)):
+        raise FileNotFoundError(f"{model_dir}: not a model directory (no "
+                                f"{checkpoints.CONFIG_FILE} or {FINETUNING_CONFIG_FILE})")
+    loaded = checkpoints.load_model_dir(model_dir)
+    vocab_file = vocab_file or find_vocab(model_dir, loaded.config)
+    check_vocab_size(vocab_file, loaded.config)
+    return build_serving_module(loaded, vocab_file, top_k)
+
+
 def export_saved_model(model_dir, export_base, version=None, vocab_file=None, top_k=10):
     """Writes `export_base/<version>/`, a SavedModel of the model directory for TF Serving.
 
     Args:
-        model_dir: a pretraining model directory (`config.json` + checkpoints).
+        model_dir: a pretraining model directory (`config.json` + checkpoints) or a
+            fine-tuned one (`finetuning_config.json`, `vocab.txt`, `model.weights.h5`).
         export_base: the directory TF Serving watches (`--model_base_path`).
         version: a positive integer; default 1 + the largest existing version.
-        vocab_file: default `find_vocab(model_dir, config)`.
+        vocab_file: default `find_vocab(model_dir, config)` (pretraining) or the fine-tuned
+            directory's `vocab.txt`.
         top_k: generator predictions per [MASK] position.
     Returns:
         The version directory written.
@@ -131,9 +185,6 @@ def export_saved_model(model_dir, export_base, version=None, vocab_file=None, to
         FileNotFoundError: no model directory or vocabulary.
         ValueError: a bad version or a vocabulary of the wrong size.
     """
-    if not tf.io.gfile.exists(os.path.join(model_dir, checkpoints.CONFIG_FILE)):
-        raise FileNotFoundError(f"{model_dir}: not a model directory (no "
-                                f"{checkpoints.CONFIG_FILE})")
     version = next_version(export_base) if version is None else version
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer, got {version!r}")
@@ -141,10 +192,7 @@ def export_saved_model(model_dir, export_base, version=None, vocab_file=None, to
     if tf.io.gfile.exists(target):
         raise FileExistsError(f"{target}: version {version} exists already; choose another "
                               f"--version or leave it out to use {next_version(export_base)}")
-    loaded = checkpoints.load_model_dir(model_dir)
-    vocab_file = vocab_file or find_vocab(model_dir, loaded.config)
-    check_vocab_size(vocab_file, loaded.config)
-    module = build_serving_module(loaded, vocab_file, top_k)
+    module = load_module(model_dir, vocab_file, top_k)
     tf.io.gfile.makedirs(export_base)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
     try:
@@ -252,12 +300,11 @@ def warmup_inputs(module):
     requests = {}
     for name, kind in module.input_kinds.items():
         if kind == "ids":
-            features = module.text_encoder.encode(tf.constant(WARMUP_TEXTS["single"]))
+            features = module.text_encoder.encode(tf.constant(WARMUP_TEXTS["single"][0]))
             requests[name] = {k: v.numpy() for k, v in features.items()}
         else:
-            texts = WARMUP_TEXTS[kind] if kind == "pair" else (WARMUP_TEXTS[kind],)
             requests[name] = {input_name: np.array(text, object) for input_name, text
-                              in zip(serving.TEXT_INPUTS[kind], texts)}
+                              in zip(serving.TEXT_INPUTS[kind], WARMUP_TEXTS[kind])}
     return requests
 
 
@@ -289,7 +336,9 @@ def op_types(export_dir):
 def define_flags():
     """The command line's flags (defined only when run as a script, so that importing this
     module next to other command lines cannot clash on names such as --output)."""
-    flags.DEFINE_string("model-dir", None, "Model directory (<data-dir>/models/<name>).")
+    flags.DEFINE_string("model-dir", None, "Model directory: pretraining "
+                        "(<data-dir>/models/<name>) or fine-tuned (a trial's "
+                        "<tasks>_model_<trial>).")
     flags.DEFINE_string("output", None, "Export base directory: the version goes in "
                         "OUTPUT/<N>/.")
     flags.DEFINE_integer("version", None, "Version number; default: 1 + the largest "

@@ -18,6 +18,7 @@ from electra_tf import modeling
 TASK_TYPES = ("classification", "regression", "tagging")
 
 
+@keras.saving.register_keras_serializable(package="finetune")
 class Head(keras.layers.Layer):
     """One GLUE or tagging task's head: optional [CLS] dropout, then `dense` (Glorot-uniform,
     as TF1), and the per-example loss.
@@ -104,8 +105,13 @@ def tagging_losses(logits, labels, labels_mask):
     return tf.reduce_sum(losses * tf.cast(labels_mask, losses.dtype), -1)
 
 
+@keras.saving.register_keras_serializable(package="finetune")
 class FinetuningModel(keras.Model):
     """The original `FinetuningModel`: one encoder (`electra/*`), one head per task.
+
+    `model.save("m.keras")` / `keras.models.load_model("m.keras")` round-trip it: the file
+    keeps each task as a `SavedTask` (name, type, feature specs, head), so loading needs
+    no training data; the reloaded model's `tasks` are those `SavedTask`s.
 
     Args:
         encoder: an `electra_tf.modeling.Encoder`.
@@ -140,6 +146,26 @@ class FinetuningModel(keras.Model):
         outputs["electra"] = encoder_outputs
         return outputs
 
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "tasks": [SavedTask.of(t, self.heads[t.name]).get_config() for t in self.tasks]}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        tasks = [SavedTask.from_config(c) for c in config.pop("tasks")]
+        return cls(encoder, tasks, **config)
+
+    def get_build_config(self):
+        # Any length builds the heads; QA needs at least its beam of positions.
+        beams = [getattr(h, "beam_size", 0) for h in self.heads.values()]
+        return {"seq_length": max([8] + beams)}
+
+    def build_from_config(self, config):
+        self(dummy_features(self.tasks, 1, config["seq_length"]), training=False)
+
     def original_variables(self):
         """{original name: `checkpoints.Mapped`} for the encoder and every head (§5.1, §8.2).
 
@@ -153,6 +179,46 @@ class FinetuningModel(keras.Model):
                 mapping[f"task_specific/{task.name}/{suffix}"] = checkpoints.Mapped(
                     variable, tuple(variable.shape))
         return mapping
+
+
+class SavedTask:
+    """What a `.keras` file keeps of a task: enough to rebuild and call its head.
+
+    Args:
+        name: the task name (its features are `<name>_*`).
+        task_type: "classification", "regression", "tagging" or "qa".
+        feature_specs: {feature: (shape, NumPy dtype)}, as `Task.feature_specs()`.
+        head: the task's head layer.
+    """
+
+    def __init__(self, name, task_type, feature_specs, head):
+        self.name, self.task_type, self.head = name, task_type, head
+        self._feature_specs = {k: (tuple(shape), np.dtype(dtype))
+                               for k, (shape, dtype) in feature_specs.items()}
+
+    @classmethod
+    def of(cls, task, head):
+        return cls(task.name, task.task_type, task.feature_specs(), head)
+
+    def feature_specs(self):
+        return dict(self._feature_specs)
+
+    def build_head(self):
+        return self.head
+
+    def get_config(self):
+        # Without the head's build shapes: `FinetuningModel.build_from_config` builds it.
+        head = keras.saving.serialize_keras_object(self.head)
+        head.pop("build_config", None)
+        return {"name": self.name, "task_type": self.task_type,
+                "feature_specs": {k: [list(shape), dtype.name]
+                                  for k, (shape, dtype) in self._feature_specs.items()},
+                "head": head}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["name"], config["task_type"], config["feature_specs"],
+                   keras.saving.deserialize_keras_object(config["head"]))
 
 
 def combine_losses(per_task_losses, task_id):

@@ -118,7 +118,15 @@ def served(exported, expected_features, tmp_path_factory):
         "gen_text": {"signature": "generator_text", "inputs": {"text": MASKED}},
         "gen_ids": ids_call("generator_ids", "masked"),
     }
-    work = tmp_path_factory.mktemp("check")
+    return call_in_fresh_process(exported, calls, tmp_path_factory.mktemp("check"))
+
+
+def call_in_fresh_process(exported, calls, work):
+    """Runs `export_check.py` on `calls` ({call name: {"signature", "inputs"}}).
+
+    Returns:
+        {call name: {output: array}}, and "process": everything the script wrote.
+    """
     (work / "calls.json").write_text(json.dumps(list(calls.values())))
     result = subprocess.run(
         [sys.executable, export_check.__file__, exported, str(work / "calls.json"),
@@ -232,8 +240,13 @@ def test_warmup_encoder_matches_protobuf():
 
 
 def test_op_types_are_the_recorded_serving_ops(exported):
+    assert_recorded_ops(exported, "pretraining")
+
+
+def assert_recorded_ops(exported, kind):
+    """The export's op types are exactly `serving_ops.json[kind]`, all served by TF Serving."""
     ops = export_lib.op_types(exported)
-    recorded = json.loads(OPS_FIXTURE.read_text())["pretraining"]
+    recorded = json.loads(OPS_FIXTURE.read_text())[kind]
     new = sorted(set(ops) - set(recorded))
     assert not new, (
         f"the export has new op types {new}. TF Serving's standard model server must "
