@@ -1,14 +1,17 @@
 """Latency of an exported SavedModel: raw-text and id signatures beside the direct Keras call.
 
-    python bench/serving_latency.py [--model-dir DIR] [--batch-sizes 1,8,32] [--iterations 30]
+    python bench/serving_latency.py [--model-dir DIR | --classifier] [--batch-sizes 1,8,32]
+                                    [--iterations 30]
 
 By default a randomly initialised ELECTRA-Small (code defaults: H=256, 12 layers, generator
 0.25, V=30522, S=128) with a generated 30,522-token vocabulary is written to a temporary
-model directory and exported with `export_saved_model`. For each batch size, every input
-filled to S=128 tokens, it prints p50/p90/p99 latency and throughput of:
+model directory and exported with `export_saved_model`; `--classifier` does the same for a
+randomly initialised fine-tuned ELECTRA-Small SST classifier (S=128); `--model-dir` exports
+a given pretraining or fine-tuned model directory instead. For each batch size, every input
+filled to S tokens, it prints p50/p90/p99 latency and throughput of:
 - `serving_default` (raw text in, tokenised in the graph),
-- `discriminator_ids` (int32 ids in),
-- the direct Keras call (the discriminator under `tf.function`, the same ids),
+- the ids signature (`discriminator_ids`, or the first task's `<task>_ids`),
+- the direct Keras call (the same network and outputs under `tf.function`, the same ids),
 and the ratio of each p50 to the direct call's. Then, each in a fresh process: the first
 call after `tf.saved_model.load` without warm-up, and after replaying the export's warm-up
 records as TF Serving does at load time.
@@ -30,7 +33,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from electra_tf import checkpoints, config as config_lib, export_saved_model  # noqa: E402
-from electra_tf import modeling  # noqa: E402
+from electra_tf import modeling, serving  # noqa: E402
+from finetune import heads, model_dir as finetuned_dir, tasks as tasks_lib  # noqa: E402
+from finetune.config import FinetuningConfig  # noqa: E402
+from pretrain_data.tokenization import FullTokenizer  # noqa: E402
 
 assert common.REPO in sys.path
 
@@ -59,6 +65,37 @@ def random_model_dir(root):
     return config.model_dir, tokens
 
 
+def random_classifier_dir(root):
+    """A fine-tuned ELECTRA-Small SST classifier directory (random weights) in `root`."""
+    config = FinetuningConfig("electra-small-random", root, task_names=["sst"],
+                              max_seq_length=128, init_checkpoint=None)
+    tokens = write_vocab(config.vocab_file, config.vocab_size)
+    tasks = tasks_lib.get_tasks(config, FullTokenizer(config.vocab_file))
+    directory = os.path.join(root, "sst_model_1")
+    finetuned_dir.save(directory, config, heads.build_finetuning_model(config, tasks), tasks)
+    return directory, tokens
+
+
+def direct_call(model_dir):
+    """(ids signature name, the same outputs as a `tf.function` of the Keras model, S)."""
+    if export_saved_model.is_finetuned_dir(model_dir):
+        finetuned = finetuned_dir.load(model_dir)
+        config, task = finetuned.config, finetuned.tasks[0]
+        text_encoder = serving.TextEncoder(finetuned.vocab_file, config.max_seq_length,
+                                           config.do_lower_case)
+        endpoint = serving.task_endpoint(task, finetuned.model, text_encoder, config)
+        return f"{task.name}_ids", tf.function(endpoint.outputs), config.max_seq_length
+    loaded = checkpoints.load_model_dir(model_dir)
+    return ("discriminator_ids",
+            tf.function(lambda features: loaded.discriminator(features, training=False)),
+            loaded.config.max_seq_length)
+
+
+def text_inputs(signature, texts):
+    """The same texts for every string input of a raw-text signature."""
+    return {name: texts for name in signature.structured_input_signature[1]}
+
+
 def interleaved_percentiles(functions, iterations, warmup=3):
     """{name: (p50, p90, p99) seconds} of each function, called in turn `iterations` times.
 
@@ -85,9 +122,10 @@ def first_call(export_dir, replay_warmup):
     if replay_warmup:
         for name, inputs in export_saved_model.read_warmup_requests(export_dir):
             fetch(loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()}))
-    text = tf.constant(["a first request after loading the model ."])
+    signature = loaded.signatures["serving_default"]
+    inputs = text_inputs(signature, tf.constant(["a first request after loading the model ."]))
     start = time.perf_counter()
-    fetch(loaded.signatures["serving_default"](text=text))
+    fetch(signature(**inputs))
     return time.perf_counter() - start
 
 
@@ -102,28 +140,27 @@ def run(args, root):
     """Exports into `root` (and builds the random model there) and prints the figures."""
     model_dir, tokens = args.model_dir, None
     if model_dir is None:
-        model_dir, tokens = random_model_dir(root)
+        model_dir, tokens = (random_classifier_dir if args.classifier else random_model_dir)(root)
     start = time.perf_counter()
     export_dir = export_saved_model.export_saved_model(model_dir, os.path.join(root, "export"))
     print(f"exported {model_dir} to {export_dir} in {time.perf_counter() - start:.1f} s")
-    loaded = checkpoints.load_model_dir(model_dir)
-    max_len = loaded.config.max_seq_length
+    ids_name, keras_call, max_len = direct_call(model_dir)
     served = tf.saved_model.load(export_dir)
     text_signature = served.signatures["serving_default"]
-    ids_signature = served.signatures["discriminator_ids"]
-    keras_call = tf.function(lambda features: loaded.discriminator(features, training=False))
+    ids_signature = served.signatures[ids_name]
     words = tokens[200:] if tokens else ["word"]
     rng = random.Random(1)
     print(f"{os.cpu_count()} CPU cores, S={max_len}, {args.iterations} timed calls each; "
-          f"latency in ms (p50 / p90 / p99), throughput at p50")
+          f"latency in ms (p50 / p90 / p99), throughput at p50; ids signature {ids_name}")
     for batch in map(int, args.batch_sizes.split(",")):
-        texts = tf.constant([" ".join(rng.choices(words, k=2 * max_len)) for _ in range(batch)])
-        features = {k: v for k, v in text_signature(text=texts).items()
+        texts = text_inputs(text_signature, tf.constant(
+            [" ".join(rng.choices(words, k=2 * max_len)) for _ in range(batch)]))
+        features = {k: v for k, v in text_signature(**texts).items()
                     if k in modeling.INPUT_NAMES}
         assert features["input_ids"].shape == (batch, max_len), features["input_ids"].shape
         rows = {"direct Keras call": lambda: fetch(keras_call(features)),
                 "SavedModel ids": lambda: fetch(ids_signature(**features)),
-                "SavedModel raw text": lambda: fetch(text_signature(text=texts))}
+                "SavedModel raw text": lambda: fetch(text_signature(**texts))}
         results = interleaved_percentiles(rows, args.iterations)
         base = results["direct Keras call"][0] * 1000
         for name, (p50, p90, p99) in results.items():
@@ -138,8 +175,10 @@ def run(args, root):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", help="export this model directory instead of a "
-                        "random ELECTRA-Small")
+    parser.add_argument("--model-dir", help="export this model directory (pretraining or "
+                        "fine-tuned) instead of a random ELECTRA-Small")
+    parser.add_argument("--classifier", action="store_true", help="a random fine-tuned "
+                        "ELECTRA-Small SST classifier instead of the pretraining model")
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--first-call", help=argparse.SUPPRESS)  # the fresh-process part
