@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from electra_tf import checkpoints, config as config_lib, export_saved_model  # noqa: E402
-from electra_tf import modeling, serving  # noqa: E402
+from electra_tf import modeling, serving, serving_tasks  # noqa: E402
 from finetune import heads, model_dir as finetuned_dir, tasks as tasks_lib  # noqa: E402
 from finetune.config import FinetuningConfig  # noqa: E402
 from pretrain_data.tokenization import FullTokenizer  # noqa: E402
@@ -83,7 +83,7 @@ def direct_call(model_dir):
         config, task = finetuned.config, finetuned.tasks[0]
         text_encoder = serving.TextEncoder(finetuned.vocab_file, config.max_seq_length,
                                            config.do_lower_case)
-        endpoint = serving.task_endpoint(task, finetuned.model, text_encoder, config)
+        endpoint = serving_tasks.task_endpoint(task, finetuned.model, text_encoder, config)
         return f"{task.name}_ids", tf.function(endpoint.outputs), config.max_seq_length
     loaded = checkpoints.load_model_dir(model_dir)
     return ("discriminator_ids",

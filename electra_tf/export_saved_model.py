@@ -19,7 +19,7 @@ once and one model name serves them all. A pretraining directory gives:
 | `generator_ids` | `input_ids`, `input_mask`, `segment_ids` | generator outputs |
 
 A fine-tuned directory gives `<task>_text` and `<task>_ids` per task (`serving_default` =
-the first task's `<task>_text`); `serving.task_endpoint` lists each task type's outputs.
+the first task's `<task>_text`); `serving_tasks.task_endpoint` lists each task type's outputs.
 
 The version is written to a hidden sibling directory and renamed at the end: TF Serving
 only loads integer-named directories, so it never sees a half-written version. An existing
@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from electra_tf import checkpoints, cli, serving
+from electra_tf import checkpoints, cli, serving, serving_tasks
 from pretrain_data import tokenization
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -139,7 +139,7 @@ def build_finetuned_module(finetuned, strip_accents=True):
     config = finetuned.config
     text_encoder = serving.TextEncoder(finetuned.vocab_file, config.max_seq_length,
                                        config.do_lower_case, strip_accents)
-    endpoints = [serving.task_endpoint(task, finetuned.model, text_encoder, config)
+    endpoints = [serving_tasks.task_endpoint(task, finetuned.model, text_encoder, config)
                  for task in finetuned.tasks]
     return serving.ServingModule(text_encoder, endpoints)
 
