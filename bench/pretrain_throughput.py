@@ -11,31 +11,14 @@ matmul of the same dtype measured in the same run.
 
 import argparse
 import os
-import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import common  # bench/common.py: puts the repository on sys.path
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from electra_tf import checkpoints, config as config_lib, flops, modeling  # noqa: E402
 from electra_tf import optimization, pretraining, training  # noqa: E402
-
-
-def matmul_rate(dtype, n=4096, repeats=10):
-    """FLOP/s of an n×n by n×n matmul in `dtype` (best of `repeats`)."""
-    a = tf.random.normal([n, n], dtype=tf.float32)
-    a = tf.cast(a, dtype)
-    matmul = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
-    matmul(a).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best
 
 
 def step_rate(precision, jit_compile, batch_size, seq_len, steps):
@@ -56,13 +39,7 @@ def step_rate(precision, jit_compile, batch_size, seq_len, steps):
     seeds = pretraining.example_seeds(0, 0, batch_size)
     step = tf.function(lambda: training.train_step(objective, optimizer, variables, features,
                                                    seeds)["loss"], jit_compile=jit_compile)
-    for _ in range(3):
-        step().numpy()
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    loss.numpy()
-    return steps / (time.perf_counter() - start)
+    return common.steps_per_second(step, steps, warmup=3)
 
 
 def main():
@@ -76,9 +53,8 @@ def main():
     print(f"ELECTRA-Small (gen 0.25), S={args.seq_len}, batch {args.batch_size}: "
           f"{step_flops / 1e9:.1f} GFLOP per training step (spec §10 count), "
           f"{os.cpu_count()} CPU cores")
-    peaks = {"float32": matmul_rate(tf.float32), "mixed_bfloat16": matmul_rate(tf.bfloat16)}
-    for precision, peak in peaks.items():
-        print(f"matmul peak {precision}: {peak / 1e9:.0f} GFLOP/s")
+    peaks = common.matmul_peaks(common.PRECISIONS)
+    common.print_peaks(peaks)
     rows = {}
     for precision in ("float32", "mixed_bfloat16"):
         for jit in (False, True):

@@ -1,0 +1,189 @@
+"""What the throughput benchmarks share: the matmul peak, step timing, precision, FLOPs.
+
+MFU everywhere = model FLOPs per second, counted as the original `flops_computation.py`
+does (`electra_tf/flops.py`: a matmul is 2·m·n, backward = forward), divided by the rate
+of a large square matmul of the same dtype measured in the same run.
+"""
+
+import contextlib
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # `python bench/<name>.py` puts bench/, not the repository, first
+    sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from electra_tf import flops  # noqa: E402
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
+
+
+def matmul_rate(dtype, n=4096, repeats=10):
+    """FLOP/s of an n×n by n×n matmul in `dtype` (best of `repeats`)."""
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    matmul = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
+    matmul(a).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def matmul_peaks(precisions, n=4096, previous=None):
+    """{precision: FLOP/s} of `matmul_rate` in each precision's compute dtype.
+
+    Args:
+        precisions: e.g. `PRECISIONS`.
+        n: the matmul size.
+        previous: an earlier measurement; each peak is then the larger of the two, so a
+            measurement disturbed by other processes does not inflate the MFU.
+    """
+    previous = previous or {}
+    return {p: max(matmul_rate(COMPUTE_DTYPES[p], n), previous.get(p, 0.0))
+            for p in precisions}
+
+
+def steps_per_second(step, steps, warmup=3, median=False):
+    """Calls `step()` `warmup` times untimed (tracing, compilation), then `steps` times.
+
+    Args:
+        step: a function with no arguments returning a tensor (e.g. the loss) or a
+            nest of tensors.
+        steps: timed calls (≥ 1).
+        warmup: untimed calls before.
+        median: time each call on its own (waiting for its result) and use the median
+            time, which a burst of load from other processes does not move; else the
+            mean over all calls, only the last result fetched.
+    Returns:
+        Timed calls per second.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    for _ in range(warmup):
+        _fetch(step())
+    if median:
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            _fetch(step())
+            times.append(time.perf_counter() - start)
+        return 1.0 / float(np.median(times))
+    start = time.perf_counter()
+    for _ in range(steps):
+        result = step()
+    _fetch(result)
+    return steps / (time.perf_counter() - start)
+
+
+def _fetch(result):
+    """Copies a tensor or a nest of tensors to the host, waiting for their computation."""
+    return tf.nest.map_structure(lambda t: t.numpy(), result)
+
+
+@contextlib.contextmanager
+def precision_policy(precision):
+    """The Keras global dtype policy `precision` (as `run_finetuning` sets it), restored on
+    exit so one process can benchmark several precisions."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def encoder_flops(bert_config, embedding_size, seq_len):
+    """Forward FLOPs of one sequence through the encoder alone (no pretraining head).
+
+    Args:
+        bert_config: an `electra_tf.config.BertConfig` (hidden size, layers, FFN, heads,
+            vocabulary).
+        embedding_size: E (None: the hidden size).
+        seq_len: S.
+    Returns:
+        L·block + embeddings, as `flops.TransformerFlops` counts them (dense one-hot lookup).
+    """
+    t = flops.TransformerFlops(
+        bert_config.hidden_size, bert_config.num_hidden_layers, s=seq_len,
+        v=bert_config.vocab_size, e=embedding_size, i=bert_config.intermediate_size,
+        heads=bert_config.num_attention_heads)
+    return t.l * t.block() + t.embedding()
+
+
+FIGURES_HEADER = f"{'GFLOP/seq':>9} {'seq/s':>7} {'MFU':>6} {'MFU vs own-dtype peak':>22}"
+
+
+def figures(seqs, seq_flops, peaks, precision):
+    """One row's figures, aligned under `FIGURES_HEADER`, and its MFU.
+
+    Args:
+        seqs: measured sequences per second.
+        seq_flops: FLOPs of one sequence (training: forward and backward).
+        peaks: `matmul_peaks` output; MFU is against the float32 peak, the last column
+            against the peak of `precision`'s compute dtype.
+    Returns:
+        (text, MFU as a fraction).
+    """
+    mfu = seqs * seq_flops / peaks["float32"]
+    own = seqs * seq_flops / peaks[precision]
+    return (f"{seq_flops / 1e9:>9.2f} {seqs:>7.2f} {100 * mfu:>5.1f}% {100 * own:>21.1f}%",
+            mfu)
+
+
+def measure_table(keys, header, label, measure, matmul_size=4096):
+    """Measures the matmul peaks, then each row (a progress line each), then the peaks again
+    (the larger of the two is kept), and prints the peaks and the table.
+
+    Args:
+        keys: the rows, in order.
+        header: the column titles of `label`.
+        label: key → the row's leading columns.
+        measure: key → (sequences/s, FLOPs per sequence, precision).
+        matmul_size: n of the n×n peak matmul.
+    Returns:
+        ({key: (sequences/s, MFU)}, peaks).
+    """
+    peaks = matmul_peaks(PRECISIONS, matmul_size)
+    measured = {}
+    for key in keys:
+        measured[key] = measure(key)
+        print(f"measured {label(key).strip()}: {measured[key][0]:.2f} seq/s", flush=True)
+    peaks = matmul_peaks(PRECISIONS, matmul_size, previous=peaks)
+    print_peaks(peaks)
+    print(f"{header} {FIGURES_HEADER}")
+    rows = {}
+    for key, (seqs, seq_flops, precision) in measured.items():
+        text, mfu = figures(seqs, seq_flops, peaks, precision)
+        rows[key] = (seqs, mfu)
+        print(f"{label(key)} {text}")
+    return rows, peaks
+
+
+def load_line():
+    """The 1-minute load average and the core count, to judge whether a run was quiet."""
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPU cores"
+
+
+def print_peaks(peaks):
+    for precision, peak in peaks.items():
+        print(f"matmul peak {precision}: {peak / 1e9:.0f} GFLOP/s")
+
+
+def parse_list(parser, text, allowed, what):
+    """Splits a comma-separated option value; an item not in `allowed` is a usage error
+    (`parser.error`, exit status 2) naming the option."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items or any(x not in allowed for x in items):
+        parser.error(f"--{what}: expected a comma-separated list of {', '.join(allowed)}, "
+                     f"got {text!r}")
+    return items

@@ -1,0 +1,209 @@
+"""Fine-tuning throughput and MFU of ELECTRA-Small and -Base classification on this machine.
+
+    python bench/finetune_throughput.py [--models small,base]
+        [--precisions float32,mixed_bfloat16] [--jit-compile false,true] [--steps 5]
+        [--batch 32] [--seq-len 128]
+
+An MNLI model (3 labels, [CLS] → dropout → dense, summed cross-entropy) with random weights
+is trained on random in-memory batches by the exact compiled update `run_finetuning` uses
+(`make_train_step`: forward, backward, AdamWeightDecay with layer-wise LR decay and the
+global-norm clip). Warm-up steps (tracing, compilation) are not timed; seq/s is
+batch / the median time of the timed steps, which short bursts of other load do not move.
+
+MFU = training FLOPs per second / the float32 matmul peak measured in the same run, the
+FLOPs counted as the pretraining benchmark does (`electra_tf/flops.py`, spec §10:
+2 × forward, the embedding lookup as a one-hot matmul); mixed_bfloat16 rows also give the
+MFU against the bfloat16 peak. Targets (issue 5): MFU ≥ 50% in float32, mixed_bfloat16 ≥
+1.6× float32.
+"""
+
+import argparse
+import itertools
+
+import common  # bench/common.py: puts the repository on sys.path
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from electra_tf import modeling, training  # noqa: E402
+from finetune import heads, run_finetuning  # noqa: E402
+from finetune import tasks as tasks_lib  # noqa: E402
+from finetune.config import FinetuningConfig  # noqa: E402
+
+TASK = "mnli"
+MFU_TARGET = 0.5
+BF16_SPEEDUP_TARGET = 1.6
+# "tiny" (one layer, H=64, 1,000 words) is for smoke runs that only check the benchmark works.
+MODEL_SIZES = {"small": {"model_size": "small"}, "base": {"model_size": "base"},
+               "tiny": {"model_size": "small", "vocab_size": 1000, "model_hparam_overrides":
+                        {"hidden_size": 64, "num_hidden_layers": 1}}}
+DEFAULT_BATCH = {"small": 32, "base": 16, "tiny": 4}
+
+
+def bench_config(model, precision, jit_compile, batch_size, seq_len, task=TASK):
+    """The `FinetuningConfig` of one benchmark row (no files are read)."""
+    if model not in MODEL_SIZES:
+        raise ValueError(f"model must be one of {', '.join(MODEL_SIZES)}, got {model!r}")
+    return FinetuningConfig("bench", "/nonexistent-bench-data", task_names=[task],
+                            precision=precision, jit_compile=jit_compile,
+                            train_batch_size=batch_size, max_seq_length=seq_len,
+                            **MODEL_SIZES[model])
+
+
+def random_features(config, tasks, seed=0):
+    """One batch of random records with every feature `tasks` need: a full two-segment
+    input (segment 1, the QA context, from the middle), random labels (3 classes), answer
+    spans of up to 10 tokens inside segment 1, and a quarter of them impossible (0, 0)."""
+    rng = np.random.default_rng(seed)
+    b, s = config.train_batch_size, config.max_seq_length
+    features = heads.dummy_features(tasks, b, s)
+    ids = rng.integers(104, config.bert_config().vocab_size, (b, s), dtype=np.int32)
+    ids[:, 0], ids[:, -1] = 101, 102
+    features["input_ids"] = ids
+    features["input_mask"] = np.ones_like(ids)
+    features["segment_ids"][:, s // 2:] = 1
+    starts = rng.integers(s // 2, s - 1, b)
+    impossible = rng.random(b) < 0.25
+    values = {"label_ids": rng.integers(0, 3, b), "eid": np.arange(b),
+              "start_positions": np.where(impossible, 0, starts),
+              "end_positions": np.where(impossible, 0,
+                                        np.minimum(starts + rng.integers(0, 10, b), s - 2)),
+              "is_impossible": impossible}
+    for key, value in features.items():
+        suffix = next((v for v in values if key.endswith("_" + v)), None)
+        if suffix is not None and key.split("_", 1)[0] in {t.name for t in tasks}:
+            features[key] = values[suffix].astype(value.dtype)
+    return features
+
+
+def random_model(config, tasks):
+    """`heads.build_finetuning_model(config, tasks)` without a checkpoint, but built on
+    S = max_seq_length: that function builds on S = 8, which the QA head rejects for its
+    default beam of 20."""
+    encoder = modeling.Encoder.from_bert_config(
+        config.bert_config(), embedding_size=config.embedding_size, dtype=config.precision)
+    model = heads.FinetuningModel(encoder, tasks)
+    model(heads.dummy_features(tasks, 1, config.max_seq_length), training=False)
+    return model
+
+
+def build(config, task=TASK):
+    """A random-weight fine-tuning model, its optimizer and the default strategy, built as
+    `run_finetuning` builds them (under the strategy scope and the precision policy)."""
+    strategy = training.get_strategy(config)
+    with strategy.scope():
+        tasks = [tasks_lib.get_task(config, task, tokenizer=None)]
+        model = random_model(config, tasks)
+        optimizer = run_finetuning.build_optimizer(config, model, num_train_steps=10000)
+    return model, optimizer, strategy
+
+
+def train_rate(config, features, steps, warmup, task=TASK):
+    """Training steps per second of `make_train_step` on one repeated in-memory batch."""
+    with common.precision_policy(config.precision):
+        model, optimizer, strategy = build(config, task)
+        dataset = tf.data.Dataset.from_tensors(features).repeat()
+        iterator = iter(strategy.experimental_distribute_dataset(dataset))
+        step = run_finetuning.make_train_step(config, model, optimizer, strategy)
+        return common.steps_per_second(lambda: step(iterator), steps, warmup, median=True)
+
+
+def classifier_flops(hidden_size, num_labels):
+    """Forward FLOPs of the classification head on one sequence: dropout on [CLS], the
+    dense layer with its bias, log-softmax (spec §10 constants)."""
+    return (common.flops.DROPOUT_FLOPS * hidden_size + 2 * hidden_size * num_labels
+            + num_labels + common.flops.SOFTMAX_FLOPS * num_labels)
+
+
+def train_flops_per_sequence(config):
+    """Training FLOPs of one sequence: 2 × (encoder + classification head) forward."""
+    bert = config.bert_config()
+    forward = (common.encoder_flops(bert, config.embedding_size, config.max_seq_length)
+               + classifier_flops(bert.hidden_size, 3))
+    return 2 * forward
+
+
+def make_parser(doc, default_models, default_steps):
+    """The options every fine-tuning benchmark takes; `doc` is its module docstring."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="--smoke: a seconds-long run (one-layer model, float32, tiny batch and "
+               "matmul) that only checks the benchmark works.")
+    parser.add_argument("--models", default=default_models,
+                        help="comma-separated: small, base, tiny (one layer, H=64)")
+    parser.add_argument("--precisions", default=",".join(common.PRECISIONS),
+                        help="comma-separated: float32, mixed_bfloat16")
+    parser.add_argument("--jit-compile", default="false",
+                        help="comma-separated: false, true (XLA)")
+    parser.add_argument("--steps", type=int, default=default_steps, help="timed steps per row")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before them")
+    parser.add_argument("--matmul-size", type=int, default=4096,
+                        help="n of the n×n matmul whose rate is the peak")
+    parser.add_argument("--smoke", action="store_true")
+    return parser
+
+
+def check_args(parser, args, **smoke):
+    """Applies `--smoke` (the common settings, then `smoke`) and splits the list options."""
+    if args.smoke:
+        vars(args).update(models="tiny", precisions="float32", steps=1, warmup=1,
+                          matmul_size=256, **smoke)
+    args.models = common.parse_list(parser, args.models, list(MODEL_SIZES), "models")
+    args.precisions = common.parse_list(parser, args.precisions, common.PRECISIONS,
+                                        "precisions")
+    args.jit_compile = [x == "true" for x in common.parse_list(
+        parser, args.jit_compile, ["false", "true"], "jit-compile")]
+    return args
+
+
+def parse_args(argv=None):
+    parser = make_parser(__doc__, "small,base", 5)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="sequences per step (default: 32 for small, the original's "
+                             "fine-tuning batch; 16 for base)")
+    parser.add_argument("--seq-len", type=int, default=128)
+    return check_args(parser, parser.parse_args(argv), seq_len=32)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print(f"ELECTRA fine-tuning, {TASK.upper()} classification head (3 labels), "
+          f"S={args.seq_len}, random weights; {common.load_line()}")
+    batch = {m: args.batch or DEFAULT_BATCH[m] for m in args.models}
+
+    def measure(key):
+        model, precision, jit = key
+        config = bench_config(model, precision, jit, batch[model], args.seq_len)
+        features = random_features(config, [tasks_lib.get_task(config, TASK, tokenizer=None)])
+        seqs = train_rate(config, features, args.steps, args.warmup) * batch[model]
+        return seqs, train_flops_per_sequence(config), precision
+
+    rows, peaks = common.measure_table(
+        list(itertools.product(args.models, args.precisions, args.jit_compile)),
+        f"{'model':<6} {'batch':>5} {'precision':<15} {'jit':<5}",
+        lambda key: f"{key[0]:<6} {batch[key[0]]:>5} {key[1]:<15} {str(key[2]):<5}",
+        measure, args.matmul_size)
+    print_targets(rows, peaks)
+    print(f"done; {common.load_line()}")
+    return rows
+
+
+def print_targets(rows, peaks):
+    """Whether each model meets the issue's targets (best over jit_compile settings)."""
+    for model in dict.fromkeys(m for m, _, _ in rows):
+        best = {p: max((v for (m, q, _), v in rows.items() if m == model and q == p),
+                       default=None) for p in common.PRECISIONS}
+        if best["float32"]:
+            mfu = best["float32"][1]
+            print(f"{model}: float32 MFU {100 * mfu:.1f}% (target ≥ {100 * MFU_TARGET:.0f}%): "
+                  f"{'met' if mfu >= MFU_TARGET else 'NOT met'}")
+        if best["float32"] and best["mixed_bfloat16"]:
+            ratio = best["mixed_bfloat16"][0] / best["float32"][0]
+            met = "met" if ratio >= BF16_SPEEDUP_TARGET else "NOT met"
+            print(f"{model}: mixed_bfloat16 / float32 {ratio:.2f}x (target ≥ "
+                  f"{BF16_SPEEDUP_TARGET}x): {met}; the bfloat16 / float32 matmul peak ratio "
+                  f"of this CPU is {peaks['mixed_bfloat16'] / peaks['float32']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The fine-tuning benchmarks: their FLOP counts, and a `--smoke` run of each."""
+
+import os
+import sys
+
+import keras
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+
+import common  # noqa: E402
+import finetune_throughput  # noqa: E402
+import squad_throughput  # noqa: E402
+from electra_tf import flops  # noqa: E402
+
+
+def test_encoder_flops_plus_binary_head_is_the_originals_inference_count():
+    # Spec §10: ELECTRA-Small inference at S=128 (dense lookup, binary head) is 3.68e9.
+    config = finetune_throughput.bench_config("small", "float32", False, 32, 128)
+    encoder = common.encoder_flops(config.bert_config(), config.embedding_size, 128)
+    head = flops.TransformerFlops(256, 12, s=128, e=128).binary_classifier()
+    assert encoder + head == pytest.approx(3.68e9, rel=2e-3)
+
+
+def test_classification_training_flops_are_twice_encoder_and_head():
+    config = finetune_throughput.bench_config("base", "float32", False, 16, 128)
+    encoder = common.encoder_flops(config.bert_config(), config.embedding_size, 128)
+    head = 4 * 768 + 2 * 768 * 3 + 3 + 5 * 3  # dropout, dense + bias, log-softmax
+    assert finetune_throughput.train_flops_per_sequence(config) == 2 * (encoder + head)
+
+
+def test_qa_head_flops_by_hand():
+    h, s, beam, q = 2, 3, 4, 5
+    start = 2 * h * s + s + 5 * s                       # dense, bias, log-softmax
+    answerable = 5 * s + 2 * h * s + 2 * 2 * h * q + 9 * q + 2 * q + 1
+    per_start = 2 * h * q + s * (10 * q + 2 * q + 1)     # start part; add+bias+GELU, dense_1
+    train = start + answerable + per_start + 2 * h * q * s
+    infer = start + answerable + beam * per_start + 2 * h * q * s + 5 * beam * s
+    assert squad_throughput.qa_head_flops(h, s, beam, True, q) == train
+    assert squad_throughput.qa_head_flops(h, s, beam, False, q) == infer
+
+
+def test_random_features_fit_the_tasks():
+    config = finetune_throughput.bench_config("tiny", "float32", False, 64, 32, task="squad")
+    task = squad_throughput.tasks_lib.get_task(config, "squad", tokenizer=None)
+    features = finetune_throughput.random_features(config, [task])
+    starts, ends = features["squad_start_positions"], features["squad_end_positions"]
+    impossible = features["squad_is_impossible"] == 1
+    assert 0 < impossible.sum() < 64
+    assert (starts[impossible] == 0).all() and (ends[impossible] == 0).all()
+    context = features["segment_ids"][range(64), starts] == 1
+    assert (context[~impossible]).all() and (ends >= starts).all() and (ends <= 30).all()
+    assert features["input_ids"].max() < 1000
+
+
+@pytest.mark.parametrize("bench, expected", [
+    (finetune_throughput, "tiny       4 float32"), (squad_throughput, "tiny     32 infer")])
+def test_smoke_run_prints_its_figures(bench, expected, capsys):
+    policy = keras.mixed_precision.global_policy().name
+    rows = bench.main(["--smoke"])
+    out = capsys.readouterr().out
+    assert "matmul peak float32:" in out and "matmul peak mixed_bfloat16:" in out
+    assert expected in out
+    assert rows and all(seqs > 0 and mfu > 0 for seqs, mfu in rows.values())
+    assert keras.mixed_precision.global_policy().name == policy
+
+
+def test_bad_option_is_a_usage_error_naming_it(capsys):
+    with pytest.raises(SystemExit):
+        finetune_throughput.parse_args(["--precisions", "float16"])
+    assert "--precisions" in capsys.readouterr().err
