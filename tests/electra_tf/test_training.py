@@ -92,11 +92,17 @@ def test_resume_after_sigkill_matches_uninterrupted_run(data_dir):
     hparams = tiny_hparams(num_train_steps=60, save_checkpoints_steps=20, iterations_per_loop=10)
     whole = _run(data_dir, "whole", hparams)
     killed = _run(data_dir, "killed", hparams)
-    first = data_dir / "models/killed/ckpt-20.index"
+    # ckpt-20 counts once the `checkpoint` state file names it: that is what a restart
+    # reads (a kill between the files and the state file restarts from the previous one).
+    state = data_dir / "models/killed/checkpoint"
+
+    def committed():
+        return state.exists() and '"ckpt-20"' in state.read_text()
+
     deadline = time.time() + 240
-    while not first.exists() and time.time() < deadline and killed.poll() is None:
+    while not committed() and time.time() < deadline and killed.poll() is None:
         time.sleep(0.05)
-    assert first.exists(), killed.communicate()[0]
+    assert committed(), killed.communicate()[0]
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert killed.returncode == -signal.SIGKILL
