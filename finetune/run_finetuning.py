@@ -66,19 +66,20 @@ def featurize(config, tasks, split, is_training=False, write_cache=True):
     cache is not shuffled: each trial shuffles with its own seed.
 
     Args:
-        write_cache: False on non-chief workers, which featurise for themselves.
+        write_cache: False on non-chief workers: they read a complete cache but never write it.
     Returns:
         (examples {task: [examples]} or None when read from the cache and not needed,
          records {feature: array [N, ...]}).
     """
     path = os.path.join(config.preprocessed_data_dir,
                         "_".join(sorted(t.name for t in tasks)) + f"_{split}.tfrecord")
-    metadata = cache_metadata(config, tasks, split)
+    template = heads.dummy_features(tasks, 1, config.max_seq_length)
+    metadata = cache_metadata(config, split, template)
     cached = read_metadata(path)
     if config.use_tfrecords_if_existing and cached is not None and all(
             cached.get(k) == v for k, v in metadata.items()):
         print(f"reading {cached['n_examples']} cached {split} records from {path}")
-        features = read_records(path, heads.dummy_features(tasks, 1, config.max_seq_length))
+        features = read_records(path, template)
         examples = None if is_training else {t.name: t.get_examples(split) for t in tasks}
         return examples, features
     examples = {t.name: t.get_examples(split) for t in tasks}
@@ -93,13 +94,13 @@ def featurize(config, tasks, split, is_training=False, write_cache=True):
     return examples, features
 
 
-def cache_metadata(config, tasks, split):
-    """What a cached record file must match to be reused."""
-    return {"tasks": sorted(t.name for t in tasks), "split": split,
+def cache_metadata(config, split, template):
+    """What a cached record file must match to be reused (`template`: one all-zero record)."""
+    return {"tasks": sorted(config.task_names), "split": split,
             "max_seq_length": config.max_seq_length, "vocab_file": config.vocab_file,
             "vocab_bytes": tf.io.gfile.stat(config.vocab_file).length,
             "do_lower_case": config.do_lower_case, "debug": config.debug,
-            "features": sorted(heads.dummy_features(tasks, 1, config.max_seq_length))}
+            "features": sorted(template)}
 
 
 def read_metadata(path):
@@ -368,8 +369,6 @@ def run_finetuning(config, strategy=None):
                              f"{strategy.num_replicas_in_sync} replicas")
     # Under MultiWorkerMirroredStrategy every worker runs this; only the chief writes files.
     chief = training.worker_info(strategy)[1] == 0
-    if not chief:
-        config.use_tfrecords_if_existing = False
     print(config)
     tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
     tasks = tasks_lib.get_tasks(config, tokenizer)
