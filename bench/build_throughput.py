@@ -20,11 +20,13 @@ import sys
 import tempfile
 import time
 
-import tensorflow as tf
-
-from pretrain_data import tokenization
-
 REPO = pathlib.Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # `python bench/<name>.py` puts bench/, not the repository, first
+    sys.path.insert(0, str(REPO))
+
+import tensorflow as tf  # noqa: E402
+
+from pretrain_data import tokenization  # noqa: E402
 
 
 def make_corpus(directory, megabytes, n_files=40):
@@ -65,11 +67,13 @@ def tokenizer_rate(vocab_file, lines, batch=1000):
     return tokens, ids_rate, tokens / (time.time() - start)
 
 
+# Forked workers, as the command line starts them (this process runs no TF op before).
 _BUILD_SNIPPET = """
 import dataclasses, json, sys
-from pretrain_data import build_pretraining_dataset as build
+from pretrain_data import build
 summary = build.build_pretraining_dataset(sys.argv[1], sys.argv[2], sys.argv[3],
-                                          num_processes=int(sys.argv[4]), seed=0, progress=False)
+                                          num_processes=int(sys.argv[4]), seed=0, progress=False,
+                                          start_method="fork")
 print(json.dumps({k: v for k, v in dataclasses.asdict(summary).items() if k != "shards"}))
 """
 

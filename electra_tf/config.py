@@ -1,30 +1,28 @@
-"""Every hyperparameter of the original ELECTRA, its default, and the order defaults apply in.
+"""Every pretraining hyperparameter of the original ELECTRA, its default, and their order.
 
-This is the one place where defaults live (spec §1, §3.1). `PretrainingConfig` reproduces
-`configure_pretraining.PretrainingConfig`, `get_bert_config` reproduces
-`util/training_utils.get_bert_config` (plus the debug-size override of `PretrainingModel`)
-and `get_generator_config` reproduces `run_pretraining.get_generator_config`.
+This is the one place where pretraining defaults live (documented in docs/pretraining.md).
+`PretrainingConfig` reproduces `configure_pretraining.PretrainingConfig`,
+`get_bert_config` reproduces `util/training_utils.get_bert_config` (plus the debug-size
+override of `PretrainingModel`) and `get_generator_config` reproduces
+`run_pretraining.get_generator_config`.
 """
 
 import dataclasses
-import json
 import os
 
-import tensorflow as tf
+from electra_tf.hparams import HParams, check_known
 
-# Transformer width and depth per `model_size` (spec §1.2).
+# Transformer width and depth per `model_size`.
 MODEL_SIZES = {"small": (256, 12), "base": (768, 12), "large": (1024, 24)}
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-
-# The transformer used when `debug` is set (spec §1.4), applied before the generator is sized.
+# The transformer used when `debug` is set, applied before the generator is sized.
 DEBUG_MODEL = {"num_hidden_layers": 3, "hidden_size": 144, "intermediate_size": 576,
                "num_attention_heads": 4}
 
 
 @dataclasses.dataclass
 class BertConfig:
-    """The transformer hyperparameters of the original `modeling.BertConfig` (spec §3.1)."""
+    """The transformer hyperparameters of the original `modeling.BertConfig`."""
 
     vocab_size: int
     hidden_size: int = 768
@@ -41,15 +39,19 @@ class BertConfig:
     @classmethod
     def from_dict(cls, values):
         """Builds a config from a dict; unlike the original, an unknown key is an error."""
-        _check_known(values, {f.name for f in dataclasses.fields(cls)}, "BertConfig field")
+        check_known(values, {f.name for f in dataclasses.fields(cls)}, "BertConfig field")
         return cls(**values)
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
 
-class PretrainingConfig:
-    """Every pretraining hyperparameter, assembled exactly as the original does (spec §1.3).
+class PretrainingConfig(HParams):
+    """Every pretraining hyperparameter, assembled exactly as the original does.
+
+    Order: defaults → kwargs → `max_predictions_per_seq` → debug defaults → size defaults
+    (`embedding_size` 128 for small) → Electric's two-tower generator → kwargs again, so
+    explicit values win.
 
     Args:
         model_name: name of the model; the model directory is `<data_dir>/models/<model_name>`.
@@ -62,6 +64,8 @@ class PretrainingConfig:
     config.train_batch_size  # 8, the debug default
     ```
     """
+
+    DERIVED = ("max_predictions_per_seq",)
 
     def __init__(self, model_name, data_dir, **kwargs):
         self.model_name = model_name
@@ -111,7 +115,7 @@ class PretrainingConfig:
         self.train_batch_size = 128
         self.eval_batch_size = 128
 
-        set_runtime_defaults(self)
+        self.set_runtime_defaults()
         self.gradient_accumulation_steps = 1  # micro-batches per optimizer update (ours)
 
         # paths, derived from the constructor arguments before any update (as the original)
@@ -140,98 +144,15 @@ class PretrainingConfig:
             self.two_tower_generator = True
         # Passed values beat the debug and size defaults.
         self.update(kwargs)
-        self._hparams = dict(kwargs)
-        self._data_dir = data_dir
-        self._validate()
+        self.finish(model_name, data_dir, kwargs)
 
-    def update(self, kwargs):
-        """Sets hyperparameters; an unknown name raises `ValueError` naming it."""
-        _check_known(kwargs, set(vars(self)) - {"max_predictions_per_seq"}, "hparam")
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-    def _validate(self):
-        if self.model_size not in MODEL_SIZES:
-            raise ValueError(f"model_size must be one of {sorted(MODEL_SIZES)}, "
-                             f"got {self.model_size!r}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, "
-                             f"got {self.strategy!r}")
-        if self.precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
-            raise ValueError("precision must be float32, mixed_bfloat16 or mixed_float16, "
-                             f"got {self.precision!r}")
-        _check_known(self.model_hparam_overrides,
-                     {f.name for f in dataclasses.fields(BertConfig)},
-                     "model_hparam_overrides key",
-                     hint=" (embedding_size is a top-level hparam, not a model override)")
-
-    def to_dict(self):
-        """All resolved values, for printing and for `config.json`."""
-        return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
-
-    def save(self, path):
-        """Writes `config.json`: the constructor arguments and, for reading, every value."""
-        tf.io.gfile.makedirs(os.path.dirname(path) or ".")
-        payload = {"model_name": self.model_name, "data_dir": self._data_dir,
-                   "hparams": self._hparams, "resolved": self.to_dict()}
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, path):
-        """Reads a `config.json` written by `save`."""
-        payload = read_json(path)
-        if not {"model_name", "data_dir", "hparams"} <= set(payload):
-            raise ValueError(f"{path}: not an electra_tf config.json (expected the keys "
-                             "model_name, data_dir and hparams)")
-        return cls(payload["model_name"], payload["data_dir"], **payload["hparams"])
-
-    def __repr__(self):
-        return "PretrainingConfig(" + json.dumps(self.to_dict(), indent=1) + ")"
-
-
-def set_runtime_defaults(config):
-    """The TPU fields both original configs have, and the runtime knobs we add to both."""
-    config.use_tpu = False
-    config.num_tpu_cores = 1
-    config.tpu_job_name = None
-    config.tpu_name = None
-    config.tpu_zone = None
-    config.gcp_project = None
-    # What we add to the original (it has no such knobs).
-    config.precision = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
-    config.strategy = "default"  # "default", "mirrored", "multi_worker" or "tpu"
-    config.jit_compile = False  # XLA-compile the training step
-    config.seed = None  # run seed (data order, masking, sampling, dropout); None: drawn once
-
-
-def parse_hparams(hparams):
-    """Reads `--hparams`: a JSON string, or a path to a `.json` file (as the original).
-
-    Args:
-        hparams: a JSON object as a string, a path ending in `.json`, a dict, or None.
-    Returns:
-        A dict of hyperparameters.
-    """
-    if hparams is None or hparams == "":
-        return {}
-    if isinstance(hparams, dict):
-        return dict(hparams)
-    if hparams.endswith(".json"):
-        values = read_json(hparams)
-    else:
-        try:
-            values = json.loads(hparams)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--hparams is neither a path ending in .json nor valid JSON: "
-                             f"{e} in {hparams!r}") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"--hparams must be a JSON object, got {type(values).__name__}")
-    return values
+    def validate(self):
+        super().validate()
+        get_bert_config(self)  # checks `model_size` and `model_hparam_overrides`
 
 
 def get_bert_config(config):
-    """The discriminator's transformer config (spec §1.2, and §1.4 in debug mode).
+    """The discriminator's transformer config (the debug transformer in debug mode).
 
     Args:
         config: a `PretrainingConfig` (or any object with `model_size`, `vocab_size`,
@@ -239,6 +160,12 @@ def get_bert_config(config):
     Returns:
         A `BertConfig`.
     """
+    check_known(config.model_hparam_overrides, {f.name for f in dataclasses.fields(BertConfig)},
+                "model_hparam_overrides key",
+                hint=" (embedding_size is a top-level hparam, not a model override)")
+    if config.model_size not in MODEL_SIZES:
+        raise ValueError(f"model_size must be one of {', '.join(MODEL_SIZES)}, "
+                         f"got {config.model_size!r}")
     hidden_size, num_layers = MODEL_SIZES[config.model_size]
     values = {"hidden_size": hidden_size, "num_hidden_layers": num_layers,
               "vocab_size": config.vocab_size}
@@ -253,7 +180,7 @@ def get_bert_config(config):
 
 
 def get_generator_config(config, bert_config):
-    """The generator's transformer config, sized from the discriminator's (spec §1.2).
+    """The generator's transformer config, sized from the discriminator's.
 
     Heads and FFN size are always re-derived, so overrides of them do not reach it.
     """
@@ -269,22 +196,3 @@ def get_generator_config(config, bert_config):
 def embedding_size(config, bert_config):
     """E: the width of the (shared) embedding tables; the hidden size when unset."""
     return config.embedding_size or bert_config.hidden_size
-
-
-def _check_known(values, known, what, hint=""):
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"Unknown {what}{'s' if len(unknown) > 1 else ''}: "
-                         f"{', '.join(unknown)}{hint}")
-
-
-def read_json(path):
-    """Reads a JSON file; a clear error names the file when it is missing or invalid."""
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    with tf.io.gfile.GFile(path) as f:
-        text = f.read()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON: {e}") from None

@@ -1,6 +1,6 @@
 """Analytic FLOPs of transformer training and inference, counted as the original does.
 
-A transcription of the original `flops_computation.py` (spec §10), for the throughput
+A transcription of the original `flops_computation.py`, for the throughput
 benchmarks' model-FLOPs utilisation: a matmul is 2·m·n, the backward pass costs the same as
 the forward pass, and small ops get the original's per-element constants (including its
 attention-output LayerNorm term without the ×H).

@@ -2,29 +2,36 @@
 
     python -m electra_tf.run_pretraining --data-dir D --model-name M [--hparams JSON]
 
-Data from `D/pretrain_tfrecords/pretrain_data.tfrecord*`, vocabulary `D/vocab.txt`, model in
-`D/models/M`. Re-running the same command resumes from the latest checkpoint.
+Data from D/pretrain_tfrecords/pretrain_data.tfrecord*, vocabulary D/vocab.txt, model in
+D/models/M. Re-running the same command resumes from the latest checkpoint.
 """
 
-from absl import app, flags
+from absl import flags
 
-from electra_tf import cli, config as config_lib
-from electra_tf import training
-
-flags.DEFINE_string("data-dir", None, "Location of data files (model weights, etc).")
-flags.DEFINE_string("model-name", None, "The name of the model being pre-trained.")
-flags.DEFINE_string("hparams", "{}", "JSON dict of model hyperparameters, or a .json path.")
-flags.mark_flags_as_required(["data-dir", "model-name"])
-FLAGS = flags.FLAGS
+from electra_common import cli
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    config = config_lib.PretrainingConfig(FLAGS["model-name"].value, FLAGS["data-dir"].value,
-                                          **config_lib.parse_hparams(FLAGS.hparams))
-    training.train_or_eval(config)
+def define_flags(fv):
+    flags.DEFINE_string("data-dir", None, "Location of data files (model weights, etc).",
+                        flag_values=fv, required=True)
+    flags.DEFINE_string("model-name", None, "The name of the model being pre-trained.",
+                        flag_values=fv, required=True)
+    flags.DEFINE_string("hparams", "{}", "JSON dict of model hyperparameters, or a .json path.",
+                        flag_values=fv)
+
+
+def main(args):
+    from electra_tf.config import PretrainingConfig  # noqa: PLC0415 (after the flags)
+    from electra_tf.hparams import parse_hparams  # noqa: PLC0415
+    from electra_tf.pretraining.trainer import train_or_eval  # noqa: PLC0415
+
+    train_or_eval(PretrainingConfig(args.model_name, args.data_dir,
+                                    **parse_hparams(args.hparams)))
+
+
+def run():
+    cli.run(main, define_flags, __doc__)
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run()

@@ -1,15 +1,15 @@
 """Pretraining examples: the original's `ExampleBuilder` and a fast TFRecord encoder.
 
 `ExampleBuilder` follows `build_pretraining_dataset.py` of the original rule for rule
-(spec §7.2), including the order in which it draws random numbers, but takes lines that
-are already tokenized so that the caller can tokenize many lines in one batched graph
-call. Randomness comes from an explicit `random.Random`, so a seed makes the output
+(docs/data.md lists the rules), including the order in which it draws random numbers, but
+takes lines that are already tokenized so that the caller can tokenize many lines in one
+batched graph call. Randomness comes from an explicit `random.Random`, so a seed makes the output
 reproducible (the original uses the unseeded global `random`).
 """
 
 import random
 
-import tensorflow as tf
+from electra_common.protowire import field, varint
 
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
 
@@ -26,8 +26,8 @@ class ExampleBuilder:
       max_length: `max_seq_length`, the length of every example.
       rng: a `random.Random`; None means a fresh, unseeded one (as the original).
 
-    Each `add_*` call returns None or a finished example `(first_segment,
-    second_segment)`: two lists of token ids, already truncated, without [CLS]/[SEP].
+    `add_lines` returns the finished examples, each `(first_segment, second_segment)`: two
+    lists of token ids, already truncated, without [CLS]/[SEP].
     """
 
     def __init__(self, max_length, rng=None):
@@ -45,33 +45,13 @@ class ExampleBuilder:
         self._target_length = max_length
         self.tokens_added = 0
 
-    def add_line_ids(self, token_ids):
-        """Adds one (stripped, non-blank) line given as its token ids."""
-        self._current_tokens += token_ids
-        self._current_lengths.append(len(token_ids))
-        self._current_length += len(token_ids)
-        self.tokens_added += len(token_ids)
-        if self._current_length >= self._target_length:
-            return self._create_example(self._current_tokens)
-        return None
-
-    def add_blank_line(self):
-        """Adds a blank line: a document boundary, or (at length 0) an empty sentence."""
-        if self._current_length != 0:  # empty lines separate docs
-            return self._create_example(self._current_tokens)
-        # The original tokenizes the empty line and appends its (empty) token list; the
-        # empty sentence never changes an example nor consumes a random number.
-        return self.add_line_ids([])
-
-    def add_line(self, line, tokenizer):
-        """The original's `add_line(line)`: strip, tokenize with `tokenizer`, add."""
-        line = line.strip().replace("\n", " ")
-        if not line:
-            return self.add_blank_line()
-        return self.add_line_ids(tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)))
-
     def add_lines(self, items, values, row_splits):
-        """Adds a batch of lines; the same as `add_line_ids`/`add_blank_line` one by one.
+        """Adds a batch of lines, as the original's `add_line` does line by line.
+
+        A non-blank line is a sentence; an example is finished when the pending sentences
+        reach the target length, or at a document boundary (a blank line or a file end)
+        if they hold any token. A blank line with no pending token adds an empty
+        sentence, which never changes an example nor draws a random number.
 
         Args:
           items: stripped lines (str, "" for a blank line) or None (the end of a file;
@@ -112,7 +92,7 @@ class ExampleBuilder:
         return examples
 
     def _create_example(self, tokens):
-        """Splits the current sentences into two segments (spec §7.2) and resets.
+        """Splits the current sentences into two segments and resets.
 
         Args:
           tokens: the token ids of the current sentences, concatenated.
@@ -200,38 +180,14 @@ def example_features(first_segment, second_segment, cls_id, sep_id, max_length):
     return input_ids, input_mask, segment_ids
 
 
-def make_tf_example(first_segment, second_segment, cls_id, sep_id, max_length):
-    """Builds the `tf.train.Example` the original writes (slow; see `ExampleSerializer`)."""
-    features = example_features(first_segment, second_segment, cls_id, sep_id, max_length)
-    return tf.train.Example(features=tf.train.Features(feature={
-        name: tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-        for name, values in zip(FEATURE_NAMES, features)}))
-
-
-def _varint(value):
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _length_delimited(field_tag, payload):
-    return field_tag + _varint(len(payload)) + payload
-
-
 class ExampleSerializer:
     """Serializes examples straight to `tf.train.Example` wire format, ~10x faster.
 
     Building `tf.train.Example` protos in Python costs ~30 µs per example, as much as
     tokenizing its 128 tokens. Here each id's varint comes from a precomputed table and
     the framing (which depends only on lengths) is cached. The bytes parse to exactly
-    the same Example (packed int64 lists, as the proto declares them); tests check
-    this against `make_tf_example`.
+    the same Example (packed int64 lists, as the proto declares them); the tests check
+    this against `tf.train.Example` built with the protobuf API.
 
     Args:
       cls_id, sep_id: ids of [CLS] and [SEP].
@@ -242,7 +198,7 @@ class ExampleSerializer:
     def __init__(self, cls_id, sep_id, max_length, vocab_size=1 << 15):
         self._cls_id = cls_id
         self._sep_id = sep_id
-        self._id_bytes = [_varint(i) for i in range(max(vocab_size, cls_id + 1, sep_id + 1))]
+        self._id_bytes = [varint(i) for i in range(max(vocab_size, cls_id + 1, sep_id + 1))]
         self._cls = self._id_bytes[cls_id]
         self._sep = self._id_bytes[sep_id]
         self._max_length = max_length
@@ -259,15 +215,15 @@ class ExampleSerializer:
         """The bytes of a `Features.feature` map entry that precede its packed values."""
         key = (name, payload_length)
         if key not in self._prefixes:
-            int64_list_len = 1 + len(_varint(payload_length)) + payload_length
-            feature_len = 1 + len(_varint(int64_list_len)) + int64_list_len
-            name_field = _length_delimited(b"\x0a", name.encode())          # map key (1)
-            entry_len = len(name_field) + 1 + len(_varint(feature_len)) + feature_len
-            self._prefixes[key] = (b"\x0a" + _varint(entry_len)             # Features.feature (1)
+            int64_list_len = 1 + len(varint(payload_length)) + payload_length
+            feature_len = 1 + len(varint(int64_list_len)) + int64_list_len
+            name_field = field(1, name.encode())                            # map key (1)
+            entry_len = len(name_field) + 1 + len(varint(feature_len)) + feature_len
+            self._prefixes[key] = (b"\x0a" + varint(entry_len)             # Features.feature (1)
                                    + name_field
-                                   + b"\x12" + _varint(feature_len)         # map value (2)
-                                   + b"\x1a" + _varint(int64_list_len)      # Feature.int64_list (3)
-                                   + b"\x0a" + _varint(payload_length))     # Int64List.value (1)
+                                   + b"\x12" + varint(feature_len)         # map value (2)
+                                   + b"\x1a" + varint(int64_list_len)      # Feature.int64_list (3)
+                                   + b"\x0a" + varint(payload_length))     # Int64List.value (1)
         return self._prefixes[key]
 
     def _packed_ids(self, first, second):
@@ -303,7 +259,7 @@ class ExampleSerializer:
             try:
                 body = self._packed_ids(first, second)
             except IndexError:  # an id beyond the precomputed table
-                body = b"".join(_varint(i) for i in [self._cls_id] + first + [self._sep_id]
+                body = b"".join(varint(i) for i in [self._cls_id] + first + [self._sep_id]
                                 + (second + [self._sep_id] if second else []))
             pad = s - n_first - n_second
             key = ("input_ids", len(body) + pad)
@@ -312,6 +268,6 @@ class ExampleSerializer:
             features = b"".join((id_prefix, body, zeros[:pad], tail))
             prefix = example_prefixes.get(len(features))
             if prefix is None:
-                prefix = example_prefixes[len(features)] = b"\x0a" + _varint(len(features))
+                prefix = example_prefixes[len(features)] = b"\x0a" + varint(len(features))
             out.append(prefix + features)
         return out

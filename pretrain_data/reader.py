@@ -1,4 +1,4 @@
-"""The pretraining input pipeline (the original's `pretrain_data.get_input_fn`, spec §4.8).
+"""The pretraining input pipeline (the original's `pretrain_data.get_input_fn`).
 
 files (comma-separated glob patterns) -> repeat -> shuffle(files) -> interleave
 TFRecordDataset (cycle min(4, #files)) -> shuffle(100) -> parse (3 int64 features of
@@ -116,17 +116,3 @@ def get_dataset(input_file, max_seq_length, batch_size, is_training=True,
                              for k, v in tf.io.parse_example(s, spec).items()},
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     return d.prefetch(tf.data.AUTOTUNE)
-
-
-def get_input_fn(config, is_training, num_cpu_threads=4):
-    """The original's `get_input_fn(config, is_training)`: returns `input_fn(params)`.
-
-    `config` needs `pretrain_tfrecords` and `max_seq_length`; `params["batch_size"]`
-    is the batch size, as with the TPUEstimator.
-    """
-    del num_cpu_threads  # tf.data.AUTOTUNE chooses
-
-    def input_fn(params):
-        return get_dataset(config.pretrain_tfrecords, config.max_seq_length,
-                           params["batch_size"], is_training=is_training)
-    return input_fn

@@ -8,6 +8,8 @@ No download: the corpus is made from a seed.
 import os
 import random
 
+from electra_common import files
+
 NOUNS = {
     "license": (["grants", "covers", "permits"], ["free", "open", "written"]),
     "work": (["contains", "includes", "uses"], ["original", "derivative", "whole"]),
@@ -29,21 +31,23 @@ def sentence(rng):
 def write_corpus(corpus_dir, num_documents=400, seed=0, num_files=4):
     """Writes `num_files` text files of blank-line-separated documents.
 
+    Document d goes to file d % num_files. Each file is written atomically.
+
     Returns:
         The list of files written.
+
+    Raises:
+        FileExistsError: if one of the files exists already (nothing is written).
     """
     rng = random.Random(seed)
-    os.makedirs(corpus_dir, exist_ok=True)
     paths = [os.path.join(corpus_dir, f"synthetic-{i}.txt") for i in range(num_files)]
     for path in paths:
         if os.path.exists(path):
             raise FileExistsError(f"{path}: exists; choose an empty corpus directory")
-    handles = [open(p, "w", encoding="utf-8") for p in paths]
-    try:
-        for d in range(num_documents):
-            lines = [sentence(rng) for _ in range(rng.randint(3, 12))]
-            handles[d % num_files].write("\n".join(lines) + "\n\n")
-    finally:
-        for h in handles:
-            h.close()
+    texts = [[] for _ in paths]
+    for d in range(num_documents):
+        lines = [sentence(rng) for _ in range(rng.randint(3, 12))]
+        texts[d % num_files].append("\n".join(lines) + "\n\n")
+    for path, text in zip(paths, texts):
+        files.write_text(path, "".join(text), overwrite=False)
     return paths

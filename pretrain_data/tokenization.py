@@ -8,20 +8,13 @@ TensorFlow ops (TF core + tensorflow-text only, no `py_function`), so the same c
 runs eagerly, inside a `tf.function`, in a tf.data pipeline or in a SavedModel signature.
 
 Why not `tensorflow_text.BertTokenizer` or keras-hub's `BertTokenizer`? They do not
-match the original (see caveat C13 of the fixtures README): they fold with NFKD and
-NFKC_Casefold (ß→ss, ς→σ, ligatures, fullwidth forms), turn control and format
-characters into word breaks instead of deleting them, ignore NBSP and other `Zs`
-spaces, and mark words over 100 *bytes* as unknown where the original's limit is
-200 *characters*. So we write the `BasicTokenizer` rules by hand with regex and
-normalisation ops, and only the WordPiece step is tensorflow-text's.
-
-Unicode tables: the original asks Python's `unicodedata` for character categories,
-so its output depends on the Python version (Python 3.11 has Unicode 14.0). RE2's
-`\\p{..}` classes and ICU know other Unicode versions, so instead of `\\p{..}` we build
-explicit code-point classes from the running interpreter's `unicodedata` (once per
-process, ~0.5 s). Lower-casing uses ICU (`tf.strings.lower`), whose tables in
-TF 2.21 predate Unicode 14; the few characters on which it differs from Python's
-`str.lower()` are fixed up (see `_lowercase_fixups`).
+match the original: they fold with NFKD and NFKC_Casefold (ß→ss, ς→σ, ligatures,
+fullwidth forms), turn control and format characters into word breaks instead of
+deleting them, ignore NBSP and other `Zs` spaces, and mark words over 100 *bytes* as
+unknown where the original's limit is 200 *characters*. So we write the
+`BasicTokenizer` rules by hand with regex and normalisation ops, on character classes
+taken from Python's `unicodedata` as the original does (`unicode_classes`), and only the
+WordPiece step is tensorflow-text's.
 
 Example:
 
@@ -34,39 +27,19 @@ Example:
 """
 
 import collections
-import functools
-import re
-import unicodedata
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from pretrain_data import unicode_classes
+
 # The special tokens a pretraining vocabulary must contain (the builder writes
 # [CLS]/[SEP], the model masks with [MASK], WordPiece falls back to [UNK]).
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+REQUIRED_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 # The original's limit on word length (`WordpieceTokenizer.max_input_chars_per_word`),
 # counted in code points; longer words become [UNK].
 MAX_INPUT_CHARS_PER_WORD = 200
-
-# `BasicTokenizer._is_chinese_char`: the CJK blocks the original puts spaces around.
-_CJK_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
-)
-
-
-def convert_to_unicode(text):
-    """Returns `text` as `str`; bytes are decoded as UTF-8, dropping invalid bytes.
-
-    Same as the original (`errors="ignore"`).
-    """
-    if isinstance(text, str):
-        return text
-    if isinstance(text, bytes):
-        return text.decode("utf-8", "ignore")
-    raise ValueError("Unsupported string type: %s" % type(text))
 
 
 def load_vocab(vocab_file):
@@ -105,141 +78,42 @@ def load_vocab(vocab_file):
     return vocab
 
 
-def convert_by_vocab(vocab, items):
-    """Converts a sequence of tokens or ids with a vocab (a KeyError on a miss, as the original)."""
-    return [vocab[item] for item in items]
+def check_vocab(vocab_file, vocab_size=None):
+    """Loads a vocabulary for pretraining or serving, with errors that name the file.
 
+    Args:
+      vocab_file: path (local or any `tf.io.gfile` filesystem).
+      vocab_size: the model's vocabulary size, if it must match; None to skip the check.
 
-def convert_tokens_to_ids(vocab, tokens):
-    return convert_by_vocab(vocab, tokens)
+    Returns:
+      The vocabulary, as `load_vocab` returns it (token -> id).
 
-
-def convert_ids_to_tokens(inv_vocab, ids):
-    return convert_by_vocab(inv_vocab, ids)
-
-
-def check_special_tokens(vocab, vocab_file, required=("[UNK]", "[CLS]", "[SEP]", "[MASK]")):
-    """Raises a ValueError naming `vocab_file` if a required special token is missing."""
-    missing = [t for t in required if t not in vocab]
+    Raises:
+      FileNotFoundError: if the file does not exist.
+      ValueError: if a line is not valid UTF-8, if [UNK], [CLS], [SEP] or [MASK] is
+        missing, or if the number of tokens differs from `vocab_size`.
+    """
+    if not tf.io.gfile.exists(vocab_file):
+        raise FileNotFoundError(f"{vocab_file}: vocabulary not found")
+    vocab = load_vocab(vocab_file)
+    missing = [t for t in REQUIRED_TOKENS if t not in vocab]
     if missing:
         raise ValueError("Vocabulary %s lacks the special token(s) %s; a BERT/ELECTRA vocab "
                          "has [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103."
                          % (vocab_file, ", ".join(missing)))
+    if vocab_size is not None and len(vocab) != vocab_size:
+        raise ValueError(f"{vocab_file} has {len(vocab)} tokens but vocab_size is "
+                         f"{vocab_size}; set \"vocab_size\": {len(vocab)} in --hparams")
+    return vocab
 
 
-def _ranges(flags):
-    """Turns a per-code-point boolean list into a list of inclusive (start, end) ranges."""
-    flags = np.asarray(flags, dtype=bool)
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], flags, [False]]).astype(np.int8)))
-    return list(zip(edges[0::2].tolist(), (edges[1::2] - 1).tolist()))
-
-
-def _re2_class(ranges):
-    """An RE2 character class matching exactly the given code-point ranges."""
-    parts = []
-    for start, end in ranges:
-        parts.append("\\x{%X}" % start if start == end else "\\x{%X}-\\x{%X}" % (start, end))
-    return "[" + "".join(parts) + "]"
-
-
-@functools.lru_cache(maxsize=None)
-def _unicode_classes():
-    """RE2 classes for the original's character predicates (see `compute_unicode_classes`).
-
-    Computing them takes ~1 s, so the classes for the Unicode version of the Python
-    we develop with are stored in `_unicode_tables.py`; other versions compute them.
-    """
-    from pretrain_data import _unicode_tables
-    if _unicode_tables.UNIDATA_VERSION == unicodedata.unidata_version:
-        return dict(_unicode_tables.CLASSES)
-    return compute_unicode_classes()
-
-
-def write_unicode_tables(path):
-    """Regenerates `_unicode_tables.py` for this Python's Unicode version."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write('"""Generated by `tokenization.write_unicode_tables`; do not edit."""\n\n')
-        f.write("UNIDATA_VERSION = %r\n\nCLASSES = {\n" % unicodedata.unidata_version)
-        for name, pattern in compute_unicode_classes().items():
-            f.write("    %r: (\n" % name)
-            for i in range(0, len(pattern), 80):
-                f.write("        %r\n" % pattern[i:i + 80])
-            f.write("    ),\n")
-        f.write("}\n")
-
-
-def compute_unicode_classes():
-    """RE2 classes for the original's character predicates, from Python's unicodedata.
-
-    Returns:
-      A dict with RE2 character classes `control` (`_clean_text` deletes these:
-      U+0000, U+FFFD and every category C* character except \\t \\n \\r; note C* includes
-      Cn, the unassigned code points), `whitespace` (`_is_whitespace`: space, \\t \\n \\r
-      and Zs; mapped to " "), `split_space` (characters Python's `str.split()` still
-      splits on after cleaning: U+2028/U+2029), `nonspacing_mark` (Mn, dropped by
-      `_run_strip_accents`), `punctuation` (`_is_punctuation`: ASCII 33-47, 58-64,
-      91-96, 123-126 and category P*), `cjk`, and `strip` (what `str.strip()`
-      removes: `str.isspace()` characters).
-    """
-    cps = np.arange(0x110000)
-    cats = np.array(list(map(unicodedata.category, map(chr, range(0x110000)))))
-    major = cats.astype("<U1")
-    tnr = np.isin(cps, (9, 10, 13))
-    control = ((major == "C") & ~tnr) | (cps == 0xFFFD)
-    whitespace = (cats == "Zs") | tnr | (cps == 32)
-    # Python's str.split() whitespace = isspace(); what survives cleaning is Zl/Zp.
-    # (re's \s is exactly str.isspace() for str patterns, and much faster than a loop.)
-    every_char = "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
-    isspace = np.zeros(0x110000, bool)
-    isspace[[ord(m.group()) for m in re.finditer(r"\s", every_char)]] = True
-    split_space = isspace & ~control & ~whitespace
-    ascii_punct = (((cps >= 33) & (cps <= 47)) | ((cps >= 58) & (cps <= 64))
-                   | ((cps >= 91) & (cps <= 96)) | ((cps >= 123) & (cps <= 126)))
-    return {
-        "control": _re2_class(_ranges(control)),
-        "whitespace": _re2_class(_ranges(whitespace)),
-        "split_space": _re2_class(_ranges(split_space | (cps == 32))),
-        "nonspacing_mark": _re2_class(_ranges(cats == "Mn")),
-        "punctuation": _re2_class(_ranges((major == "P") | ascii_punct)),
-        "cjk": _re2_class(_CJK_RANGES),
-        "strip": _re2_class(_ranges(isspace)),
-    }
-
-
-@functools.lru_cache(maxsize=None)
-def _lowercase_fixups():
-    """Code points that ICU's lower-casing (in TF) leaves alone but Python lower-cases.
-
-    `tf.strings.lower(encoding="utf-8")` implements the full Unicode lower-casing that
-    `str.lower()` does (including İ→i̇ and the context-dependent final sigma), but with
-    TensorFlow's ICU data, which is older than Python 3.11's Unicode 14 (e.g. U+2C2F,
-    U+A7C0, Vithkuqi). We ask ICU once, eagerly, for every character Python would change,
-    and map the disagreements ourselves.
-
-    Returns:
-      (keys, values): int32 numpy arrays, code point -> Python's lower-case code point.
-    """
-    # One str.lower() call over every code point, compared position by position.
-    # U+0130 (the only one-to-two mapping, İ -> i̇) and U+03A3 (whose result depends
-    # on its neighbours) are left out: ICU handles both like Python.
-    cps = np.array([cp for cp in range(0x110000)
-                    if not 0xD800 <= cp <= 0xDFFF and cp not in (0x130, 0x3A3)], np.uint32)
-    text = cps.tobytes().decode("utf-32-le")
-    lowered = np.frombuffer(text.lower().encode("utf-32-le"), np.uint32)
-    assert len(lowered) == len(cps), "a new one-to-many lower-case mapping"
-    changed = cps[lowered != cps]
-    candidates = [chr(cp) for cp in changed.tolist()]
-    with tf.init_scope():
-        icu = tf.strings.lower(tf.constant([c.encode("utf-8") for c in candidates]),
-                               encoding="utf-8").numpy()
-    keys, values = [], []
-    for char, lowered_by_icu in zip(candidates, icu):
-        if lowered_by_icu.decode("utf-8") != char.lower():
-            if len(char.lower()) != 1 or lowered_by_icu.decode("utf-8") != char:
-                raise NotImplementedError("ICU and Python lower-case %r differently" % char)
-            keys.append(ord(char))
-            values.append(ord(char.lower()))
-    return np.array(keys, np.int32), np.array(values, np.int32)
+def _as_str(text):
+    """The original's `convert_to_unicode`: bytes are decoded dropping invalid UTF-8."""
+    if isinstance(text, str):
+        return text
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "ignore")
+    raise ValueError("Unsupported string type: %s" % type(text))
 
 
 class FullTokenizer(tf.Module):
@@ -247,7 +121,8 @@ class FullTokenizer(tf.Module):
 
     Mirrors the original API (`tokenize`, `convert_tokens_to_ids`,
     `convert_ids_to_tokens`, `vocab`, `inv_vocab`) and adds batched graph-mode methods
-    (`tokenize_ids`; `basic_tokenizer.tokenize` for words) usable in `tf.function`s and SavedModels.
+    (`tokenize_ids`; `basic_tokenizer.tokenize` for words) usable in `tf.function`s and
+    SavedModels.
 
     Args:
       vocab_file: WordPiece vocabulary, one token per line (id = line index).
@@ -302,10 +177,12 @@ class FullTokenizer(tf.Module):
         return self.convert_ids_to_tokens(self.tokenize_to_id_lists([text])[0])
 
     def convert_tokens_to_ids(self, tokens):
-        return convert_by_vocab(self.vocab, tokens)
+        """Ids of `tokens` (a KeyError for a token not in the vocab, as the original)."""
+        return [self.vocab[token] for token in tokens]
 
     def convert_ids_to_tokens(self, ids):
-        return convert_by_vocab(self.inv_vocab, ids)
+        """Tokens of `ids` (a KeyError for an unknown id, as the original)."""
+        return [self.inv_vocab[i] for i in ids]
 
     # ---------------------------------------------------------------- batched API
 
@@ -318,7 +195,7 @@ class FullTokenizer(tf.Module):
         Returns:
           A list (one entry per text) of lists of int ids.
         """
-        texts = [convert_to_unicode(t).encode("utf-8") for t in texts]
+        texts = [_as_str(t).encode("utf-8") for t in texts]
         if not texts:
             return []
         ids = self.tokenize_ids(tf.constant(texts, tf.string))
@@ -396,9 +273,10 @@ class BasicTokenizer(tf.Module):
         super().__init__(name=name)
         self.do_lower_case = do_lower_case
         self.strip_accents = strip_accents
-        self._classes = _unicode_classes()
-        keys, values = _lowercase_fixups()
-        self._lower_fixup_class = _re2_class([(k, k) for k in keys.tolist()]) if len(keys) else None
+        self._classes = unicode_classes.unicode_classes()
+        keys, values = unicode_classes.lowercase_fixups()
+        self._lower_fixup_class = (unicode_classes.re2_class([(k, k) for k in keys.tolist()])
+                                   if len(keys) else None)
         if self._lower_fixup_class:
             self._lower_fixup_table = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)

@@ -1,4 +1,4 @@
-"""Hyperparameters: defaults, assembly order, model sizing and JSON handling (spec §1, §3.1)."""
+"""Pretraining hyperparameters: defaults, assembly order, model sizing, presets."""
 
 import dataclasses
 import json
@@ -7,9 +7,10 @@ import pytest
 
 from electra_tf import config as config_lib
 from electra_tf.config import BertConfig, PretrainingConfig
+from electra_tf.hparams import parse_hparams
 from tests.conftest import REPO
 
-# Spec §1.1, every field and its default (paths aside).
+# The original's fields and defaults (paths aside).
 SPEC_DEFAULTS = {
     "debug": False, "do_train": True, "do_eval": False, "electra_objective": True,
     "electric_objective": False, "gen_weight": 1.0, "disc_weight": 50.0, "mask_prob": 0.15,
@@ -132,30 +133,13 @@ def test_bert_config_defaults_and_unknown_keys():
         BertConfig.from_dict({"vocab_size": 10, "embedding_size": 4})
 
 
-def test_parse_hparams(tmp_path):
-    assert config_lib.parse_hparams('{"debug": true}') == {"debug": True}
-    assert config_lib.parse_hparams(None) == {}
-    path = tmp_path / "h.json"
-    path.write_text('{"model_size": "base"}')
-    assert config_lib.parse_hparams(str(path)) == {"model_size": "base"}
-    with pytest.raises(FileNotFoundError, match="missing.json"):
-        config_lib.parse_hparams(str(tmp_path / "missing.json"))
-    with pytest.raises(ValueError, match="valid JSON"):
-        config_lib.parse_hparams("{debug: true}")
-    (tmp_path / "bad.json").write_text("[1, 2")
-    with pytest.raises(ValueError, match="bad.json: invalid JSON"):
-        config_lib.parse_hparams(str(tmp_path / "bad.json"))
-    with pytest.raises(ValueError, match="JSON object"):
-        config_lib.parse_hparams("[1]")
-
-
 def test_save_load_round_trip(tmp_path):
     config = PretrainingConfig("m", "/data", debug=True, generator_hidden_size=0.5)
     config.save(str(tmp_path / "config.json"))
     again = PretrainingConfig.load(str(tmp_path / "config.json"))
     assert again.to_dict() == config.to_dict()
     (tmp_path / "other.json").write_text(json.dumps({"debug": True}))
-    with pytest.raises(ValueError, match="not an electra_tf config.json"):
+    with pytest.raises(ValueError, match="not an electra_tf config file"):
         PretrainingConfig.load(str(tmp_path / "other.json"))
 
 
@@ -170,7 +154,7 @@ def test_save_load_round_trip(tmp_path):
     ("debug", {"train_batch_size": 8, "num_train_steps": 20}),
 ])
 def test_presets(preset, checks):
-    hparams = config_lib.parse_hparams(str(REPO / "configs" / f"{preset}.json"))
+    hparams = parse_hparams(str(REPO / "configs" / f"{preset}.json"))
     config = PretrainingConfig("m", "d", **hparams)
     for name, value in checks.items():
         assert getattr(config, name) == value, name

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_tf import checkpoints
+from electra_tf.models.encoder import INPUT_NAMES
 from tests.conftest import FIXTURES
-from electra_tf import checkpoints, modeling
 from tests.electra_tf import numpy_reference as ref
+from tests.electra_tf.encoder_internals import encoder_internals
 
 TINY = FIXTURES / "original-tiny"
-ATOL = dict(atol=1e-5, rtol=1e-5)  # fixtures README §6
+ATOL = dict(atol=1e-5, rtol=1e-5)  # the tolerance the fixtures were made for
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +28,11 @@ def direct():
 
 @pytest.fixture(scope="module")
 def features(inputs):
-    return {k: inputs[k] for k in modeling.INPUT_NAMES}
+    return {k: inputs[k] for k in INPUT_NAMES}
 
 
 def _encoder_outputs(encoder, features):
-    internals = modeling.encoder_internals(encoder)(features)
+    internals = encoder_internals(encoder)(features)
     outputs = encoder(features)
     ids = tf.constant(features["input_ids"])
     return {
@@ -125,7 +127,7 @@ def test_finetuned_checkpoint_loads_encoder(tmp_path):
     assert loaded.ignored and all(n.startswith("task_specific/mnli/") for n in loaded.ignored)
     inputs = dict(np.load(mnli / "inputs.npz"))
     expected = dict(np.load(mnli / "outputs_eval.npz"))
-    out = loaded.encoder({k: inputs[k] for k in modeling.INPUT_NAMES})
+    out = loaded.encoder({k: inputs[k] for k in INPUT_NAMES})
     np.testing.assert_allclose(out["sequence_output"], expected["electra.sequence_output"],
                                **ATOL)
     np.testing.assert_allclose(out["pooled_output"], expected["electra.pooled_output"], **ATOL)

@@ -1,5 +1,16 @@
-"""The original `ExampleBuilder` segmentation, restated plainly from spec §7.2 (lists of
-sentences, no batching), to cross-check our batched builder example by example."""
+"""The original's example building, restated plainly for the tests.
+
+- `ReferenceBuilder`: the original `ExampleBuilder` segmentation (lists of sentences, no
+  batching), to cross-check our batched builder example by example.
+- `add_line_ids`, `add_blank_line`, `add_line`: the original's line-by-line calls, made
+  with our `ExampleBuilder.add_lines`.
+- `make_tf_example`: the `tf.train.Example` the original writes, built with the protobuf
+  API, to check our fast serializer and to write test shards.
+"""
+
+import tensorflow as tf
+
+from pretrain_data import examples
 
 
 class ReferenceBuilder:
@@ -44,3 +55,35 @@ class ReferenceBuilder:
         else:
             self.target_length = self.max_length
         return first, second
+
+
+def _one(finished):
+    assert len(finished) <= 1  # one line finishes at most one example
+    return finished[0] if finished else None
+
+
+def add_line_ids(builder, ids):
+    """Adds one non-blank line, given as its ids; returns the finished example or None."""
+    return _one(builder.add_lines(["line"], list(ids), [0, len(ids)]))
+
+
+def add_blank_line(builder):
+    """Adds a blank line; returns the finished example or None."""
+    return _one(builder.add_lines([""], [], [0]))
+
+
+def add_line(builder, line, tokenizer):
+    """The original's `add_line(line)`: strip, tokenize with `tokenizer`, add."""
+    line = line.strip().replace("\n", " ")
+    if not line:
+        return add_blank_line(builder)
+    return add_line_ids(builder, tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)))
+
+
+def make_tf_example(first_segment, second_segment, cls_id, sep_id, max_length):
+    """The `tf.train.Example` the original writes, through the protobuf API."""
+    features = examples.example_features(first_segment, second_segment, cls_id, sep_id,
+                                         max_length)
+    return tf.train.Example(features=tf.train.Features(feature={
+        name: tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        for name, values in zip(examples.FEATURE_NAMES, features)}))

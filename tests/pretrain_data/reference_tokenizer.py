@@ -1,7 +1,8 @@
-"""A plain-Python re-statement of the original BERT tokenizer (spec §7.1), for tests.
+"""A plain-Python re-statement of the original BERT tokenizer, for tests.
 
 Used to cross-check our TF tokenizer on generated text and vocabularies beyond the
-recorded fixture. Written from the spec; slow, and that is fine.
+recorded fixture. Written from the original's rules (docs/data.md, "Tokenizer"); slow,
+and that is fine.
 """
 
 import unicodedata

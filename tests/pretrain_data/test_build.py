@@ -1,62 +1,31 @@
 """The builder end to end: output layout, reproducibility, round trip, bad input."""
 
-import io
 import os
-import pathlib
 import random
-import tarfile
 
 import pytest
 import tensorflow as tf
 
-from pretrain_data import build_openwebtext_pretraining_dataset as owt
-from pretrain_data import build_pretraining_dataset as build
-from pretrain_data import examples, reader, tokenization
-
-FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures"
-VOCAB = str(FIXTURES / "vocab_tiny.txt")
-WORDS = ["the", "an", "re", "paul", "a", "b", "c", "cafe", "naive", "hello", "world", "x"]
-
-
-def make_corpus(directory, n_files=3, n_docs=8, seed=0):
-    """Files of blank-line separated documents; doc d of file f uses only word f*100+d."""
-    rng = random.Random(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    for f in range(n_files):
-        lines = []
-        for d in range(n_docs):
-            for _ in range(rng.randint(1, 12)):
-                lines.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 30))))
-            lines.append("")
-        (directory / ("part-%02d.txt" % f)).write_text("\n".join(lines), encoding="utf-8")
-    return directory
-
-
-def read_records(output_dir):
-    records = []
-    for path in sorted(tf.io.gfile.glob(os.path.join(output_dir, "pretrain_data.tfrecord*"))):
-        for raw in tf.data.TFRecordDataset(path):
-            example = tf.train.Example.FromString(raw.numpy())
-            records.append(tuple(tuple(example.features.feature[name].int64_list.value)
-                                 for name in examples.FEATURE_NAMES))
-    return records
+from pretrain_data import build, examples, job, reader, sources, tokenization
+from tests.pretrain_data.corpora import VOCAB, make_corpus, make_openwebtext, read_records
+from tests.pretrain_data.reference_builder import add_line
 
 
 def replay_original(corpus_dir, seed, max_length):
     """The original's per-line loop (`ExampleWriter.write_examples`), one process."""
     tokenizer = tokenization.FullTokenizer(VOCAB)
-    rng = build._job_rng(seed, 0)
+    rng = job.job_rng(seed, 0)
     builder = examples.ExampleBuilder(max_length, rng)
-    files = build.list_corpus_files(str(corpus_dir))
+    files = sources.list_corpus_files(str(corpus_dir))
     rng.shuffle(files)
     out = []
     for path in files:
         with open(path, encoding="utf-8", newline="") as f:
             for line in f.read().split("\n"):
-                example = builder.add_line(line, tokenizer)
+                example = add_line(builder, line, tokenizer)
                 if example:
                     out.append(example)
-        example = builder.add_line("", tokenizer)
+        example = add_line(builder, "", tokenizer)
         if example:
             out.append(example)
     return [tuple(tuple(v) for v in examples.example_features(a, b, 101, 102, max_length))
@@ -86,11 +55,10 @@ def test_build_matches_the_original_loop_and_writes_shards(tmp_path):
 def test_seed_makes_output_reproducible(tmp_path):
     corpus = make_corpus(tmp_path / "corpus")
     outputs = []
-    for run, seed in enumerate([1, 1, 2]):
+    for run, seed in enumerate([1, "1", 2]):  # the command line passes the seed as a string
         out = tmp_path / ("out%d" % run)
-        build.main(["--corpus-dir", str(corpus), "--vocab-file", VOCAB, "--output-dir", str(out),
-                    "--max-seq-length", "16", "--num-out-files", "2", "--seed", str(seed),
-                    "--quiet"])
+        build.build_pretraining_dataset(str(corpus), VOCAB, str(out), max_seq_length=16,
+                                        num_out_files=2, seed=seed, progress=False)
         outputs.append([(out / n).read_bytes() for n in sorted(os.listdir(out))])
     assert outputs[0] == outputs[1] and outputs[0] != outputs[2]
 
@@ -152,18 +120,10 @@ def test_two_processes(tmp_path):
 
 
 def test_openwebtext_tar_archives(tmp_path):
-    owt_dir = tmp_path / "data" / "openwebtext"
-    owt_dir.mkdir(parents=True)
-    (tmp_path / "data" / "vocab.txt").write_bytes(pathlib.Path(VOCAB).read_bytes())
-    for a in range(2):
-        with tarfile.open(owt_dir / ("urlsf_subset%02d.xz" % a), "w:xz") as tar:
-            for d in range(3):
-                data = ("the an\n\nre paul %d %d\n" % (a, d)).encode()
-                info = tarfile.TarInfo("%d-%d.txt" % (a, d))
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    summary = owt.build_openwebtext_pretraining_dataset(str(tmp_path / "data"), max_seq_length=32,
-                                                        num_out_files=2, seed=0, progress=False)
+    make_openwebtext(tmp_path / "data")
+    summary = build.build_openwebtext_pretraining_dataset(str(tmp_path / "data"),
+                                                          max_seq_length=32, num_out_files=2,
+                                                          seed=0, progress=False)
     # one document (and here one example) per text file: blank lines do not split
     assert summary.files == 6 and summary.documents == 6 and summary.examples == 6
     assert len(os.listdir(tmp_path / "data" / "pretrain_tfrecords")) == 2
@@ -171,16 +131,16 @@ def test_openwebtext_tar_archives(tmp_path):
 
 def test_tfds_source_with_mock_data(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
-    from pretrain_data import tfds_source
     with tfds.testing.mock_data(num_examples=6):
-        summary = tfds_source.build_from_tfds("imdb_reviews", "train", "text", VOCAB,
-                                              str(tmp_path / "out"), max_seq_length=32,
-                                              num_out_files=2, seed=0, progress=False)
-        with pytest.raises(KeyError, match="no feature 'body'"):
-            tfds_source.build_from_tfds("imdb_reviews", "train", "body", VOCAB,
-                                        str(tmp_path / "out2"), num_out_files=2, progress=False)
+        summary = build.build_from_tfds("imdb_reviews", "train", "text", VOCAB,
+                                        str(tmp_path / "out"), max_seq_length=32,
+                                        num_out_files=2, seed=0, progress=False)
+        with pytest.raises(sources.CorpusError, match="no feature 'body'"):
+            build.build_from_tfds("imdb_reviews", "train", "body", VOCAB,
+                                  str(tmp_path / "out2"), num_out_files=2, progress=False)
     assert summary.documents == 6 and summary.examples >= 6
     assert len(read_records(tmp_path / "out")) == summary.examples
+    assert os.listdir(tmp_path / "out2") == []
 
 
 # ------------------------------------------------------------------ bad input
@@ -210,7 +170,7 @@ def test_invalid_utf8_names_file_and_line_and_cleans_up(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    with pytest.raises(build.CorpusError, match=r"part-01.txt, line 4: invalid UTF-8"):
+    with pytest.raises(sources.CorpusError, match=r"part-01.txt, line 4: invalid UTF-8"):
         build.build_pretraining_dataset(str(corpus), VOCAB, str(out), num_out_files=2, seed=0,
                                         progress=False)
     assert os.listdir(out) == ["notes.txt"]  # our partial shards removed, nothing else
@@ -221,22 +181,23 @@ def test_invalid_utf8_names_file_and_line_and_cleans_up(tmp_path):
         "pretrain_data.tfrecord-%d-of-2" % i for i in range(2)]
 
 
-def test_invalid_utf8_cli_exit_message(tmp_path, capsys):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
-    with pytest.raises(SystemExit, match=r"latin1.txt, line 1: invalid UTF-8"):
-        build.main(["--corpus-dir", str(corpus), "--vocab-file", VOCAB,
-                    "--output-dir", str(tmp_path / "out"), "--quiet"])
+def test_failed_worker_leaves_no_temporary_and_no_final_shard(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", n_files=4)
+    (corpus / "part-03.txt").write_bytes(b"the an\n" * 5000 + b"bad \xff byte\n")
+    out = tmp_path / "out"
+    with pytest.raises(sources.CorpusError, match=r"part-03.txt, line 5001: invalid UTF-8"):
+        build.build_pretraining_dataset(str(corpus), VOCAB, str(out), num_processes=2,
+                                        num_out_files=4, seed=0, progress=False)
+    assert os.listdir(out) == []  # neither `.tmp-*` files nor shards under final names
 
 
 def test_empty_corpus(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(build.CorpusError, match="contains no files"):
+    with pytest.raises(sources.CorpusError, match="contains no files"):
         build.build_pretraining_dataset(str(tmp_path / "empty"), VOCAB, str(tmp_path / "out"))
     (tmp_path / "blank").mkdir()
     (tmp_path / "blank" / "a.txt").write_text("\n  \n\n")
-    with pytest.raises(build.CorpusError, match="no examples"):
+    with pytest.raises(sources.CorpusError, match="no examples"):
         build.build_pretraining_dataset(str(tmp_path / "blank"), VOCAB, str(tmp_path / "out"),
                                         num_out_files=2, progress=False)
     assert os.listdir(tmp_path / "out") == []

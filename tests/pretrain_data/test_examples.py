@@ -1,4 +1,4 @@
-"""The segmentation rules of the original ExampleBuilder (spec §7.2), rule by rule."""
+"""The segmentation rules of the original ExampleBuilder, rule by rule."""
 
 import random
 
@@ -6,6 +6,8 @@ import pytest
 import tensorflow as tf
 
 from pretrain_data import examples
+from tests.pretrain_data.reference_builder import (
+    ReferenceBuilder, add_blank_line, add_line_ids, make_tf_example)
 
 
 class ScriptedRandom:
@@ -33,10 +35,10 @@ def test_two_segments_split_at_half_target():
     rng = ScriptedRandom([0.5, 0.9, 0.9])  # not single; 50% rule says B; no short target
     builder = examples.ExampleBuilder(16, rng)
     s = [sentence(1000 + 10 * i, 4) for i in range(4)]
-    assert builder.add_line_ids(s[0]) is None
-    assert builder.add_line_ids(s[1]) is None
-    assert builder.add_line_ids(s[2]) is None
-    first, second = builder.add_line_ids(s[3])
+    assert add_line_ids(builder, s[0]) is None
+    assert add_line_ids(builder, s[1]) is None
+    assert add_line_ids(builder, s[2]) is None
+    first, second = add_line_ids(builder, s[3])
     # s0 -> A (A empty); s1: 4+4 < 6 false, B empty and 4 < 6 -> random 0.9 -> B;
     # s2, s3: A is 4, 4+4 < 6 false, B non-empty -> B. Truncate B to 16-4-3 = 9.
     assert first == s[0]
@@ -47,18 +49,18 @@ def test_two_segments_split_at_half_target():
 def test_single_segment_ten_percent_case():
     rng = ScriptedRandom([0.05, 0.9])  # < 0.1: first-segment target 100000
     builder = examples.ExampleBuilder(16, rng)
-    builder.add_line_ids(sentence(0, 8))
-    first, second = builder.add_line_ids(sentence(100, 8))
+    add_line_ids(builder, sentence(0, 8))
+    first, second = add_line_ids(builder, sentence(100, 8))
     assert first == (sentence(0, 8) + sentence(100, 8))[:14] and second == []
 
 
 def test_fifty_percent_rule_keeps_over_long_sentence_in_a():
     rng = ScriptedRandom([0.5, 0.2, 0.9])  # 0.2 < 0.5: s1 goes to A although it overflows
     builder = examples.ExampleBuilder(16, rng)
-    builder.add_line_ids(sentence(0, 4))
-    builder.add_line_ids(sentence(10, 4))
-    builder.add_line_ids(sentence(20, 4))
-    first, second = builder.add_line_ids(sentence(30, 4))
+    add_line_ids(builder, sentence(0, 4))
+    add_line_ids(builder, sentence(10, 4))
+    add_line_ids(builder, sentence(20, 4))
+    first, second = add_line_ids(builder, sentence(30, 4))
     # A = s0+s1 (8 >= 6), then s2, s3: not < 6 and A not < target -> B (no random drawn)
     assert first == sentence(0, 4) + sentence(10, 4)
     assert second == (sentence(20, 4) + sentence(30, 4))[:16 - 8 - 3]
@@ -67,9 +69,9 @@ def test_fifty_percent_rule_keeps_over_long_sentence_in_a():
 def test_short_sentence_after_b_started_still_goes_to_a():
     rng = ScriptedRandom([0.5, 0.9, 0.9])
     builder = examples.ExampleBuilder(16, rng)
-    builder.add_line_ids(sentence(0, 2))
-    builder.add_line_ids(sentence(10, 11))   # 2+11 >= 6, B empty, 2 < 6, 0.9 -> B
-    first, second = builder.add_line_ids(sentence(30, 3))  # 2+3 < 6 -> A
+    add_line_ids(builder, sentence(0, 2))
+    add_line_ids(builder, sentence(10, 11))   # 2+11 >= 6, B empty, 2 < 6, 0.9 -> B
+    first, second = add_line_ids(builder, sentence(30, 3))  # 2+3 < 6 -> A
     assert first == sentence(0, 2) + sentence(30, 3)
     assert second == sentence(10, 11)[:16 - 5 - 3]
 
@@ -77,13 +79,13 @@ def test_short_sentence_after_b_started_still_goes_to_a():
 def test_document_boundary_emits_short_example_and_short_target():
     rng = ScriptedRandom([0.5, 0.01, 0.5, 0.9], randints=[7])
     builder = examples.ExampleBuilder(16, rng)
-    assert builder.add_blank_line() is None       # nothing accumulated: no example
-    builder.add_line_ids(sentence(0, 3))
-    first, second = builder.add_blank_line()      # document boundary
+    assert add_blank_line(builder) is None       # nothing accumulated: no example
+    add_line_ids(builder, sentence(0, 3))
+    first, second = add_blank_line(builder)      # document boundary
     assert (first, second) == (sentence(0, 3), [])
     # 0.01 < 0.05: next target is randint(5, 16) = 7, so 4 + 4 >= 7 emits
-    assert builder.add_line_ids(sentence(10, 4)) is None
-    first, second = builder.add_line_ids(sentence(20, 4))
+    assert add_line_ids(builder, sentence(10, 4)) is None
+    first, second = add_line_ids(builder, sentence(20, 4))
     # first-segment target (7-3)//2 = 2: s0 -> A; s1: 4+4 < 2 no; B empty but 4 < 2 false -> B
     assert (first, second) == (sentence(10, 4), sentence(20, 4))
     assert rng.randoms == [] and rng.randints == []
@@ -92,11 +94,11 @@ def test_document_boundary_emits_short_example_and_short_target():
 def test_truncation_uses_max_length_and_discards_overflow():
     rng = ScriptedRandom([0.05, 0.9, 0.5, 0.9])
     builder = examples.ExampleBuilder(8, rng)
-    first, second = builder.add_line_ids(sentence(0, 20))
+    first, second = add_line_ids(builder, sentence(0, 20))
     assert first == sentence(0, 6) and second == []
     # the overflow (6..19) is not carried over into the next example
-    builder.add_line_ids(sentence(100, 2))
-    assert builder.add_blank_line() == (sentence(100, 2), [])
+    add_line_ids(builder, sentence(100, 2))
+    assert add_blank_line(builder) == (sentence(100, 2), [])
 
 
 def test_example_features_layout():
@@ -113,14 +115,14 @@ def test_example_features_layout():
 def test_fast_serializer_matches_tf_example(first, second):
     serializer = examples.ExampleSerializer(101, 102, 16)
     fast = tf.train.Example.FromString(serializer.serialize(first, second))
-    assert fast == examples.make_tf_example(first, second, 101, 102, 16)
+    assert fast == make_tf_example(first, second, 101, 102, 16)
 
 
 def test_fast_serializer_batch_with_large_ids():
     serializer = examples.ExampleSerializer(101, 102, 12)
     batch = [([2**40, 5], [2**20]), ([], []), ([127, 128, 16383, 16384], [0, 2**31 - 1])]
     for raw, (first, second) in zip(serializer.serialize_batch(batch), batch):
-        expected = examples.make_tf_example(first, second, 101, 102, 12)
+        expected = make_tf_example(first, second, 101, 102, 12)
         assert tf.train.Example.FromString(raw) == expected
 
 
@@ -130,7 +132,7 @@ def _stream_examples(rng, n_examples, max_length=128, sentence_length=10):
     out = []
     next_id = 0
     while len(out) < n_examples:
-        example = builder.add_line_ids(sentence(next_id, sentence_length))
+        example = add_line_ids(builder, sentence(next_id, sentence_length))
         next_id += sentence_length
         if example:
             out.append(example)
@@ -160,7 +162,6 @@ def test_rejects_tiny_max_length():
 
 @pytest.mark.parametrize("max_length", [5, 16, 128])
 def test_batched_builder_matches_reference_example_by_example(max_length):
-    from tests.pretrain_data.reference_builder import ReferenceBuilder
     rng = random.Random(42)
     # a stream of lines: None = end of file, "" = blank line, else a line of n tokens
     items, id_lists, next_id = [], [], 0

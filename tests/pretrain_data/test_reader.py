@@ -1,9 +1,10 @@
-"""The pretraining tf.data pipeline (spec §4.8)."""
+"""The pretraining tf.data pipeline."""
 
 import pytest
 import tensorflow as tf
 
-from pretrain_data import examples, reader
+from pretrain_data import reader
+from tests.pretrain_data.reference_builder import make_tf_example
 
 
 def write_shards(directory, n_files, per_file, length=8):
@@ -13,7 +14,7 @@ def write_shards(directory, n_files, per_file, length=8):
         name = "pretrain_data.tfrecord-%d-of-%d" % (f, n_files)
         with tf.io.TFRecordWriter(str(directory / name)) as w:
             for k in range(per_file):
-                ex = examples.make_tf_example([1000 * f + k] * (length - 2), [], 101, 102, length)
+                ex = make_tf_example([1000 * f + k] * (length - 2), [], 101, 102, length)
                 w.write(ex.SerializeToString())
 
 

@@ -59,7 +59,8 @@ def test_fixture_covers_all_modes(fixture_rows):
 
 
 # Hand-derived expectations (vocab_tiny: single letters, "##x" continuations, a few
-# words such as "the", "an", "re", "paul"). Check each by reading spec §7.1.
+# words such as "the", "an", "re", "paul"). Check each against the original's rules
+# (docs/data.md, "Tokenizer").
 HARD_CASES = [
     # accents: lower-case, NFD, drop Mn
     ("Ångström", True, True, ["an", "##g", "##s", "##t", "##r", "##o", "##m"]),
@@ -179,12 +180,15 @@ def test_saved_model_signature(tmp_path, tokenizers):
                    [155, 172, 180, 193, 176, 0, 0, 0, 0]]
 
 
-def test_stored_unicode_tables_are_current():
+def test_stored_unicode_tables_are_current(tmp_path):
     import unicodedata
-    from pretrain_data import _unicode_tables
+    from pretrain_data import _unicode_tables, unicode_classes
     if _unicode_tables.UNIDATA_VERSION != unicodedata.unidata_version:
         pytest.skip("tables are computed at run time for this Python")
-    assert _unicode_tables.CLASSES == tokenization.compute_unicode_classes()
+    assert _unicode_tables.CLASSES == unicode_classes.compute_unicode_classes()
+    unicode_classes.write_unicode_tables(str(tmp_path / "tables.py"))
+    assert (tmp_path / "tables.py").read_text(encoding="utf-8") == pathlib.Path(
+        _unicode_tables.__file__).read_text(encoding="utf-8")
 
 
 def test_tokenize_lines_matches_tokenize_to_id_lists(tokenizers):
@@ -203,3 +207,20 @@ def test_invalid_utf8_bytes_are_dropped_like_the_original(tokenizers):
     assert tokenizer.tokenize_ids(tf.constant(raw)).to_list() == expected
     assert [tokenizer.tokenize(r) for r in raw] == [tokenizer.convert_ids_to_tokens(e)
                                                    for e in expected]
+
+
+def test_check_vocab(tmp_path):
+    vocab = tokenization.check_vocab(VOCAB)
+    assert vocab == tokenization.load_vocab(VOCAB) and vocab["[MASK]"] == 103
+    assert tokenization.check_vocab(VOCAB, vocab_size=len(vocab)) == vocab
+    with pytest.raises(ValueError, match=r"vocab_tiny.txt has %d tokens but vocab_size is 30522; "
+                                         r"set \"vocab_size\": %d in --hparams"
+                                         % (len(vocab), len(vocab))):
+        tokenization.check_vocab(VOCAB, vocab_size=30522)
+    with pytest.raises(FileNotFoundError, match="missing.txt: vocabulary not found"):
+        tokenization.check_vocab(str(tmp_path / "missing.txt"))
+    bad = tmp_path / "bad_vocab.txt"
+    bad.write_text("[PAD]\n[UNK]\n[CLS]\nthe\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad_vocab.txt lacks the special token\(s\) "
+                                         r"\[SEP\], \[MASK\]"):
+        tokenization.check_vocab(str(bad), vocab_size=4)

@@ -1,0 +1,124 @@
+"""Our model directory: `config.json`, `components.json` and TF2 checkpoints `ckpt-<step>`.
+
+The same layout the trainer writes and resumes from: the checkpoint holds the models, the
+optimizer and, when written by training, the data iterator and RNG state. `original/`
+holds the original TF1 layout of the final step.
+"""
+
+import os
+
+import tensorflow as tf
+
+from electra_common import files
+from electra_tf import optimization
+from electra_tf.checkpoints.names import variable_map
+from electra_tf.checkpoints.original import OriginalCheckpoint, load_original, save_original
+from electra_tf.config import PretrainingConfig
+from electra_tf.hparams import parse_hparams
+from electra_tf.models import build_models
+
+CONFIG_FILE = "config.json"
+COMPONENTS_FILE = "components.json"
+
+
+def checkpoint_objects(models, optimizer=None, **extra):
+    """The `tf.train.Checkpoint` of a model directory; `extra` adds training state."""
+    parts = {"encoder": models.encoder}
+    if models.generator is not None:
+        parts["generator"] = models.generator
+    if models.discriminator is not None:
+        parts["discriminator"] = models.discriminator
+    if optimizer is not None:
+        parts["optimizer"] = optimizer
+    return tf.train.Checkpoint(**parts, **extra)
+
+
+def write_model_dir_files(config, models, directory):
+    """Writes `config.json` and `components.json` (which networks exist)."""
+    config.save(os.path.join(directory, CONFIG_FILE))
+    files.write_json(os.path.join(directory, COMPONENTS_FILE),
+                     {"generator": models.generator is not None,
+                      "discriminator_head": models.discriminator is not None})
+
+
+def build_from_model_dir(model_dir):
+    """The config and freshly built models described by a model directory."""
+    config = PretrainingConfig.load(os.path.join(model_dir, CONFIG_FILE))
+    components = {"generator": True, "discriminator_head": True}
+    if files.exists(os.path.join(model_dir, COMPONENTS_FILE)):
+        components = files.read_json(os.path.join(model_dir, COMPONENTS_FILE))
+    return config, build_models(config, **components)
+
+
+def config_for_dir(model_dir, hparams=None):
+    """A `PretrainingConfig` whose model directory is `model_dir`.
+
+    `model_dir` is read as `<data_dir>/models/<name>` when it has that shape.
+    """
+    model_dir = os.path.abspath(model_dir)
+    parent = os.path.dirname(model_dir)
+    data_dir = os.path.dirname(parent) if os.path.basename(parent) == "models" else parent
+    hparams = dict(parse_hparams(hparams), model_dir=model_dir)
+    return PretrainingConfig(os.path.basename(model_dir), data_dir, **hparams)
+
+
+def save_model_dir(models, model_dir, global_step=None, optimizer_slots=None):
+    """Writes a new model directory that training can resume from.
+
+    Args:
+        models: `models.ElectraModels`.
+        model_dir: a directory that does not exist yet or is empty.
+        global_step, optimizer_slots: as `OriginalCheckpoint`; with slots, the optimizer
+            state is saved too, so pretraining continues exactly where the original stopped.
+    Returns:
+        `model_dir`.
+    """
+    if files.exists(model_dir) and tf.io.gfile.listdir(model_dir):
+        raise FileExistsError(f"{model_dir}: exists and is not empty; choose a new directory")
+    optimizer = None
+    if optimizer_slots:
+        optimizer = optimization.pretraining_optimizer(models.config, variable_map(models))
+        optimizer.load_original_state(optimizer_slots, global_step)
+    files.remove(model_dir)  # empty, checked above
+    with files.atomic_path(model_dir) as tmp:
+        write_model_dir_files(models.config, models, tmp)
+        tf.train.CheckpointManager(checkpoint_objects(models, optimizer), tmp, max_to_keep=None,
+                                   checkpoint_name="ckpt").save(checkpoint_number=global_step or 0)
+    return model_dir
+
+
+def load_model_dir(model_dir):
+    """Reads the latest checkpoint of a model directory (converted or trained).
+
+    Returns:
+        `OriginalCheckpoint`; `global_step` and `optimizer_slots` come from the saved
+        optimizer, if the checkpoint has one.
+    """
+    config, models = build_from_model_dir(model_dir)
+    latest = tf.train.latest_checkpoint(model_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{model_dir}: no checkpoint (no 'checkpoint' state file)")
+    optimizer = None
+    if any(name.startswith("optimizer/") for name, _ in tf.train.list_variables(latest)):
+        names = variable_map(models)
+        optimizer = optimization.pretraining_optimizer(config, names)
+        optimizer.build([m.variable for m in names.values()])
+    status = checkpoint_objects(models, optimizer).read(latest)
+    status.expect_partial().assert_existing_objects_matched()
+    global_step, slots = optimizer.original_state() if optimizer else (None, {})
+    return OriginalCheckpoint(config, models.generator, models.discriminator, models.encoder,
+                              global_step, slots, [])
+
+
+def convert_from_original(ckpt_prefix, output_dir, config=None):
+    """Original TF1 checkpoint -> our model directory. Returns the `OriginalCheckpoint`."""
+    loaded = load_original(ckpt_prefix, config)
+    save_model_dir(loaded.models, output_dir, loaded.global_step, loaded.optimizer_slots)
+    return loaded
+
+
+def convert_to_original(model_dir, ckpt_prefix):
+    """Our model directory -> original TF1 checkpoint. Returns the prefix written."""
+    loaded = load_model_dir(model_dir)
+    return save_original(loaded.models, ckpt_prefix, loaded.global_step,
+                         loaded.optimizer_slots)

@@ -1,0 +1,119 @@
+"""What the pretraining and fine-tuning configs share: overrides, checks, JSON, runtime knobs.
+
+A config is plain data: every hyperparameter is an attribute with its default, set in the
+config's `__init__` in the original's order. `HParams` gives both configs one way to apply
+overrides (an unknown name is an error that suggests the closest known one), to validate,
+print, save and load them, and the runtime fields (TPU, precision, strategy, XLA, seed)
+both of them have.
+"""
+
+import difflib
+import json
+
+from electra_common import files
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def check_known(values, known, what, hint=""):
+    """Raises `ValueError` naming every key of `values` not in `known`, with suggestions."""
+    unknown = sorted(set(values) - set(known))
+    if not unknown:
+        return
+
+    def described(name):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.7)
+        return f"{name} (did you mean {close[0]}?)" if close else name
+
+    raise ValueError(f"Unknown {what}{'s' if len(unknown) > 1 else ''}: "
+                     f"{', '.join(described(n) for n in unknown)}{hint}")
+
+
+def parse_hparams(hparams):
+    """Reads `--hparams`: a JSON string, or a path to a `.json` file (as the original).
+
+    Args:
+        hparams: a JSON object as a string, a path ending in `.json`, a dict, or None.
+    Returns:
+        A dict of hyperparameters.
+    """
+    if hparams is None or hparams == "":
+        return {}
+    if isinstance(hparams, dict):
+        return dict(hparams)
+    if hparams.endswith(".json"):
+        values = files.read_json(hparams)
+    else:
+        try:
+            values = json.loads(hparams)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--hparams is neither a path ending in .json nor valid JSON: "
+                             f"{e} in {hparams!r}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--hparams must be a JSON object, got {type(values).__name__}")
+    return values
+
+
+class HParams:
+    """The base of `PretrainingConfig` and `FinetuningConfig`.
+
+    Subclasses set their defaults, call `set_runtime_defaults()`, apply the constructor's
+    overrides with `update`, and end with `finish(model_name, data_dir, kwargs)`.
+    """
+
+    # Derived values that cannot be passed as hyperparameters.
+    DERIVED = ()
+
+    def set_runtime_defaults(self):
+        """The TPU fields both original configs have, and the runtime knobs we add."""
+        self.use_tpu = False
+        self.num_tpu_cores = 1
+        self.tpu_job_name = None
+        self.tpu_name = None
+        self.tpu_zone = None
+        self.gcp_project = None
+        # What we add to the original (it has no such knobs).
+        self.precision = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
+        self.strategy = "default"  # "default", "mirrored", "multi_worker" or "tpu"
+        self.jit_compile = False  # XLA-compile the training step
+        self.seed = None  # run seed (data order, masking, sampling, dropout); None: drawn once
+
+    def update(self, kwargs):
+        """Sets hyperparameters; an unknown name raises `ValueError` naming it."""
+        check_known(kwargs, set(vars(self)) - set(self.DERIVED) - {"_args"}, "hparam")
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def finish(self, model_name, data_dir, kwargs):
+        """Records the constructor arguments (for `save`) and validates."""
+        self._args = {"model_name": model_name, "data_dir": data_dir, "hparams": dict(kwargs)}
+        self.validate()
+
+    def validate(self):
+        """The checks both configs need; raises `ValueError` naming the field."""
+        for name, allowed in (("strategy", STRATEGIES), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
+                                 f"got {getattr(self, name)!r}")
+
+    def to_dict(self):
+        """All resolved values, for printing and saving."""
+        return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
+
+    def save(self, path):
+        """Writes the constructor arguments and, for reading, every resolved value."""
+        files.write_json(path, {**self._args, "resolved": self.to_dict()}, sort_keys=True)
+
+    @classmethod
+    def load(cls, path):
+        """A config from a file written by `save` (rebuilt from its constructor arguments)."""
+        payload = files.read_json(path)
+        if not isinstance(payload, dict) or not {"model_name", "data_dir",
+                                                 "hparams"} <= set(payload):
+            raise ValueError(f"{path}: not an electra_tf config file (expected the keys "
+                             "model_name, data_dir and hparams)")
+        return cls(payload["model_name"], payload["data_dir"], **payload["hparams"])
+
+    def __repr__(self):
+        return f"{type(self).__name__}(" + json.dumps(self.to_dict(), indent=1) + ")"

@@ -1,0 +1,362 @@
+"""The original `AdamWeightDecayOptimizer`, its global-norm clip, and its checkpoint state.
+
+Per variable: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; u = m/(√v + ε); u += wd·θ unless
+the variable's *original* name matches an exclusion regex; θ ← θ − lr·u. No bias
+correction, ε outside the square root: Keras' `AdamW` computes something else.
+
+Why not a `keras.optimizers.Optimizer` subclass: the original clips once, by the global
+norm of *all* gradients of the whole batch, so the clip must sit between the cross-replica
+sum and the update. Keras clips each replica's part before the sum, and its update path
+between the two is private API. This optimizer is a `tf.Module` on public `tf.distribute`
+calls: gradients are summed with `ReplicaContext.all_reduce`, clipped in each replica (all
+hold the same sum), and applied with `merge_call` + `StrategyExtended.update`, so a step under
+any strategy equals a single-device step. It also does what Keras' wrappers would have
+done: gradient accumulation and dynamic loss scaling (mixed_float16).
+"""
+
+import functools
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from electra_tf.optimization.layerwise import layerwise_lr_multipliers
+
+# Tested with re.search on the original variable name, as `create_optimizer` passes them.
+EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
+# Dynamic loss scaling as Keras' LossScaleOptimizer: start at 2^15, halve on a non-finite
+# gradient (the update is skipped), double after 2000 finite steps.
+INITIAL_LOSS_SCALE = 2.0 ** 15
+LOSS_SCALE_GROWTH_STEPS = 2000
+
+
+class _Untracked:
+    """Holds model variables without making them part of the optimizer's checkpoint."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _tf_variable(variable):
+    """The `tf.Variable` (possibly distributed) behind a Keras variable."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+class AdamWeightDecay(tf.Module):
+    """The original optimizer: Adam without bias correction, decoupled weight decay.
+
+    Decay exclusion and layer-wise LR act on each variable's original name (our Keras
+    names differ): call `set_original_names` before the first update.
+
+    Args:
+        learning_rate: a float or a schedule such as `WarmupPolynomialDecay`, evaluated at
+            the step count the update produces: the update that makes the step count t
+            uses lr(t), so the first update has a non-zero LR.
+        weight_decay_rate: the decoupled weight decay (pretraining and fine-tuning: 0.01).
+        beta_1, beta_2, epsilon: as the original (ε = 1e-6, outside the square root).
+        exclude_from_weight_decay: regexes; a variable whose original name matches one is
+            not decayed.
+        layerwise_lr_decay_power: > 0 turns on layer-wise LR decay (fine-tuning).
+        n_transformer_layers: L, needed with layer-wise decay.
+        clip_norm: the global-norm clip (the original: 1.0), or None.
+        gradient_accumulation_steps: k ≥ 1 micro-batches per update; the update uses their
+            mean gradient. The step count and the schedule count updates.
+        dynamic_loss_scale: scale the loss (mixed_float16); see `scale_loss`.
+        initial_loss_scale: the first loss scale.
+        name: the module name.
+
+    Example:
+    ```python
+    variable = keras.Variable(np.ones(3, "float32"))
+    optimizer = AdamWeightDecay(WarmupPolynomialDecay(1e-3, 100, warmup_steps=10),
+                                weight_decay_rate=0.01, clip_norm=1.0)
+    optimizer.set_original_names({"layer/kernel": variable})
+    optimizer.apply([tf.ones(3)], [variable])
+    optimizer.original_state()[0]  # the step: 1
+    ```
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay_rate=0.0, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-6, exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
+                 layerwise_lr_decay_power=-1.0, n_transformer_layers=None, clip_norm=None,
+                 gradient_accumulation_steps=1, dynamic_loss_scale=False,
+                 initial_loss_scale=INITIAL_LOSS_SCALE, name="adam_weight_decay"):
+        super().__init__(name=name)
+        if layerwise_lr_decay_power > 0 and n_transformer_layers is None:
+            raise ValueError("layer-wise LR decay needs n_transformer_layers")
+        if gradient_accumulation_steps < 1:
+            raise ValueError(f"gradient_accumulation_steps must be ≥ 1, got "
+                             f"{gradient_accumulation_steps}")
+        self.schedule = learning_rate
+        self.weight_decay_rate = weight_decay_rate
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.exclusions = tuple(exclude_from_weight_decay or ())
+        self.layerwise_lr_decay_power = layerwise_lr_decay_power
+        self.n_transformer_layers = n_transformer_layers
+        self.clip_norm = clip_norm
+        self.accumulation_steps = gradient_accumulation_steps
+        self.dynamic_loss_scale = dynamic_loss_scale
+        # Updates made (the original's `global_step`), and micro-batches seen.
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.micro_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro_steps")
+        if dynamic_loss_scale:
+            self.loss_scale = tf.Variable(float(initial_loss_scale), trainable=False,
+                                          name="loss_scale")
+            self.finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                            name="finite_steps")
+        self._names = _Untracked({})  # id(tf variable) -> (original name, original shape)
+        self._built = _Untracked(None)  # [(tf variable, original name, original shape)]
+
+    # ------------------------------------------------------------------ names and state
+    def set_original_names(self, variables):
+        """Tells the optimizer each variable's original name and shape.
+
+        Args:
+            variables: {original name: `checkpoints.Mapped` or a variable}, e.g.
+                `checkpoints.variable_map(models)` plus any fine-tuning heads.
+        """
+        if self.built:
+            raise ValueError("set_original_names must be called before the optimizer is built")
+        self._names.value = {}
+        for name, v in variables.items():
+            variable = getattr(v, "variable", v)
+            shape = tuple(getattr(v, "original_shape", variable.shape))
+            self._names.value[id(_tf_variable(variable))] = (name, shape, variable)
+
+    def original_name(self, variable):
+        """The original name of `variable`, or None."""
+        entry = self._names.value.get(id(_tf_variable(variable)))
+        return entry[0] if entry else None
+
+    @property
+    def built(self):
+        return self._built.value is not None
+
+    def build(self, variables):
+        """Creates the Adam slots of `variables` (those that receive gradients).
+
+        Call it inside the strategy's scope, so the slots are mirrored like the model.
+        """
+        if self.built:
+            return
+        names = [self.original_name(v) for v in variables]
+        unnamed = [getattr(v, "path", v.name) for v, n in zip(variables, names) if n is None]
+        if unnamed:
+            raise ValueError("no original name for variable(s) " + ", ".join(unnamed) +
+                             "; pass them to set_original_names() before the first update "
+                             "(weight-decay exclusion and layer-wise LR read that name)")
+        # Static per-variable settings (tuples: not tracked), read when tracing an update.
+        self._decayed = tuple(bool(self.weight_decay_rate) and
+                              not any(re.search(r, n) for r in self.exclusions) for n in names)
+        if self.layerwise_lr_decay_power > 0:
+            by_name = layerwise_lr_multipliers(names, self.layerwise_lr_decay_power,
+                                               self.n_transformer_layers)
+            self._lr_multipliers = tuple(by_name[n] for n in names)
+        else:
+            self._lr_multipliers = (1.0,) * len(names)
+
+        def slots(kind):
+            return [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                name=f"{kind}_{i}") for i, v in enumerate(variables)]
+
+        self.adam_m, self.adam_v = slots("adam_m"), slots("adam_v")
+        if self.accumulation_steps > 1:
+            self.accumulators = slots("accumulator")
+        self._built.value = [(_tf_variable(v), n, self._names.value[id(_tf_variable(v))][1])
+                             for v, n in zip(variables, names)]
+        self._index = _Untracked({id(v): i for i, (v, _, _) in enumerate(self._built.value)})
+
+    def index(self, variable):
+        """The position of `variable` among the variables the optimizer was built with."""
+        i = self._index.value.get(id(_tf_variable(variable))) if self.built else None
+        if i is None:
+            raise ValueError(f"variable {getattr(variable, 'path', variable.name)} was not "
+                             "given to build(); the optimizer has no slots for it")
+        return i
+
+    def is_decayed(self, variable):
+        """Whether weight decay applies to `variable` (the optimizer must be built)."""
+        return self._decayed[self.index(variable)]
+
+    def lr_multiplier(self, variable):
+        """The layer-wise LR multiplier of `variable` (1.0 without layer-wise decay)."""
+        return self._lr_multipliers[self.index(variable)]
+
+    @property
+    def learning_rate(self):
+        """The LR the next update will use."""
+        if callable(self.schedule):
+            return self.schedule(self.iterations + 1)
+        return tf.constant(self.schedule, tf.float32)
+
+    def load_original_state(self, optimizer_slots, global_step):
+        """Loads the original's Adam slots and step (e.g. `OriginalCheckpoint`'s).
+
+        Builds the optimizer, if it is not built yet, on every variable given to
+        `set_original_names`, and sets the step so the schedule continues where it was.
+
+        Args:
+            optimizer_slots: {original name: {"adam_m": array, "adam_v": array}}.
+            global_step: int, or None to leave the step alone.
+        Raises:
+            ValueError: slots for an unknown variable, a built variable without slots, or a
+                shape mismatch; the message names each.
+        """
+        if not self.built:
+            self.build([variable for _, _, variable in self._names.value.values()])
+        tracked = {name: (i, shape) for i, (_, name, shape) in enumerate(self._built.value)}
+        problems = [f"slots for a variable the optimizer does not track: {n}"
+                    for n in sorted(set(optimizer_slots) - set(tracked))]
+        problems += [f"no slots for {n}" for n in sorted(set(tracked) - set(optimizer_slots))]
+        for name in sorted(set(tracked) & set(optimizer_slots)):
+            shape = tracked[name][1]
+            for slot in ("adam_m", "adam_v"):
+                value = optimizer_slots[name].get(slot)
+                if value is None:
+                    problems.append(f"no {slot} for {name}")
+                elif tuple(np.shape(value)) != shape:
+                    problems.append(f"{name}/{slot} has shape {list(np.shape(value))}, the "
+                                    f"variable's original shape is {list(shape)}")
+        if problems:
+            raise ValueError("optimizer state does not match the model:\n  "
+                             + "\n  ".join(problems))
+        for name, (i, _) in tracked.items():
+            for slot, slot_vars in (("adam_m", self.adam_m), ("adam_v", self.adam_v)):
+                slot_vars[i].assign(np.reshape(optimizer_slots[name][slot],
+                                               slot_vars[i].shape))
+        if global_step is not None:
+            self.iterations.assign(int(global_step))
+            self.micro_steps.assign(int(global_step) * self.accumulation_steps)
+
+    def original_state(self):
+        """The step and the Adam slots in the original's format.
+
+        Only variables the optimizer was built with have slots, as in the original, where a
+        variable whose gradient is None gets none. Call it at an update boundary when
+        accumulating (partial sums are not part of the original format).
+
+        Returns:
+            (global_step, optimizer_slots) for `checkpoints.save_original(models, prefix,
+            global_step, optimizer_slots)`.
+        """
+        slots = {}
+        for i, (_, name, shape) in enumerate(self._built.value or []):
+            slots[name] = {slot: np.reshape(slot_vars[i].numpy(), shape)
+                           for slot, slot_vars in (("adam_m", self.adam_m),
+                                                   ("adam_v", self.adam_v))}
+        return int(self.iterations.numpy()), slots
+
+    # ------------------------------------------------------------------ the update
+    def scale_loss(self, loss):
+        """The loss to differentiate: × the loss scale with dynamic loss scaling."""
+        if not self.dynamic_loss_scale:
+            return loss
+        return loss * tf.cast(self.loss_scale, loss.dtype)
+
+    def apply(self, grads, variables):
+        """One update from this replica's gradients (call it in a replica context).
+
+        Under a strategy, the replicas' gradients are summed, then clipped by their global
+        norm, then applied, so every replica makes the same update. A None gradient leaves
+        its variable alone.
+        """
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        if not self.built:
+            self.build([v for _, v in pairs])
+        indices = [self.index(v) for _, v in pairs]
+        grads = [g for g, _ in pairs]
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            raise ValueError("apply() runs in a replica context: inside strategy.run(), or "
+                             "outside any strategy")
+        if context.num_replicas_in_sync > 1:
+            grads = context.all_reduce("sum", grads)
+        finite = True
+        if self.dynamic_loss_scale:
+            grads = [g / tf.cast(self.loss_scale, g.dtype) for g in _dense(grads)]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        apply_now = True
+        step_grads = grads
+        if self.accumulation_steps > 1:
+            apply_now = tf.equal((self.micro_steps + 1) % self.accumulation_steps, 0)
+            step_grads = [(g + self.accumulators[i]) / self.accumulation_steps
+                          for g, i in zip(_dense(grads), indices)]
+        if self.clip_norm:
+            # Densified first: duplicate rows of a looked-up table are summed, as in the
+            # original's dense (one-hot, on TPU) embedding gradients.
+            step_grads, _ = tf.clip_by_global_norm(_dense(step_grads), self.clip_norm)
+        context.merge_call(functools.partial(self._update, indices=indices),
+                           args=(grads, step_grads, apply_now, finite, _and(apply_now, finite)))
+
+    def _update(self, strategy, grads, step_grads, apply_now, finite, do_update, indices):
+        """Cross-replica: updates every variable and the counters on each device."""
+        extended = strategy.extended
+        accumulating = self.accumulation_steps > 1
+        lr = self.learning_rate
+        for grad, step_grad, i in zip(grads, step_grads, indices):
+            variable = self._built.value[i][0]
+            update = functools.partial(self._update_variable, i=i, lr=lr)
+            extended.update(variable, update, args=(step_grad, self.adam_m[i], self.adam_v[i],
+                                                    do_update))
+            if accumulating:
+                extended.update(self.accumulators[i], _accumulate,
+                                args=(grad, apply_now, finite))
+        extended.update(self.iterations, _count, args=(do_update,))
+        if accumulating:
+            extended.update(self.micro_steps, _count, args=(finite,))
+        if self.dynamic_loss_scale:
+            extended.update(self.loss_scale, _next_loss_scale,
+                            args=(self.finite_steps, finite))
+
+    def _update_variable(self, variable, grad, m, v, do_update, i, lr):
+        """The original `_apply_gradients` body for one variable, in its op order."""
+        lr = tf.cast(lr, variable.dtype)
+        if self._lr_multipliers[i] != 1.0:
+            lr *= self._lr_multipliers[i]
+        grad = tf.cast(tf.convert_to_tensor(grad), variable.dtype)
+        next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
+        next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+        update = next_m / (tf.sqrt(next_v) + self.epsilon)
+        if self._decayed[i]:
+            update += self.weight_decay_rate * variable
+        return tf.group(variable.assign(_where(do_update, variable - lr * update, variable)),
+                        m.assign(_where(do_update, next_m, m)),
+                        v.assign(_where(do_update, next_v, v)))
+
+
+def _dense(grads):
+    """Gradients as dense tensors (an `IndexedSlices` is summed into its table's shape)."""
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
+
+def _and(a, b):
+    if a is True:
+        return b
+    if b is True:
+        return a
+    return tf.logical_and(a, b)
+
+
+def _where(condition, new, old):
+    """`new`, or `old` where the update is skipped (static True: just `new`)."""
+    return new if condition is True else tf.where(condition, new, old)
+
+
+def _count(counter, condition):
+    return counter.assign_add(tf.cast(condition, counter.dtype))
+
+
+def _accumulate(accumulator, grad, apply_now, finite):
+    """Adds a micro-batch gradient; empties the sum when the update uses it."""
+    summed = _where(finite, accumulator + tf.convert_to_tensor(grad), accumulator)
+    return accumulator.assign(tf.where(_and(apply_now, finite), tf.zeros_like(summed), summed))
+
+
+def _next_loss_scale(scale, finite_steps, finite):
+    """Halves the scale after a non-finite gradient; doubles it after enough finite ones."""
+    steps = tf.where(finite, finite_steps + 1, 0)
+    grow = steps >= LOSS_SCALE_GROWTH_STEPS
+    new_scale = tf.where(finite, tf.where(grow, scale * 2.0, scale), scale / 2.0)
+    return tf.group(finite_steps.assign(tf.where(grow, tf.zeros_like(steps), steps)),
+                    scale.assign(new_scale))

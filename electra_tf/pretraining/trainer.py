@@ -1,0 +1,275 @@
+"""Pretraining under tf.distribute: the loop, checkpoints and resume, eval, progress.
+
+The loss is `pretraining.objective.Objective`; this module runs it. Determinism: one run
+seed fixes the data order, the initial weights and, through per-example seeds, each
+example's masking and sampling, so the loss of a batch does not depend on how it is split
+over replicas; the data-iterator position and the dropout RNG state are checkpointed, so a
+killed run that is restarted continues exactly where its last checkpoint left it.
+"""
+
+import json
+import math
+import os
+import random
+
+import keras
+import tensorflow as tf
+
+from electra_tf import checkpoints, optimization
+from electra_tf.models import build_models
+from electra_tf.pretraining import helpers
+from electra_tf.pretraining.metrics import EvalTotals, eval_outputs
+from electra_tf.pretraining.objective import Objective
+from electra_tf.training import distribute, progress, results as results_lib, step, summaries
+from pretrain_data import reader, tokenization
+
+
+def _dropout_states(models):
+    """The RNG state variables of every dropout layer (Keras does not checkpoint them)."""
+    states = {}
+    for model in (models.generator, models.discriminator, models.encoder):
+        if model is not None:
+            for v in model.non_trainable_variables:
+                if "seed_generator" in v.path:
+                    states[id(v)] = v.value
+    return list(states.values())
+
+
+class Pretrainer:
+    """Builds everything a pretraining run needs and runs it.
+
+    Args:
+        config: a `PretrainingConfig`.
+        strategy: a `tf.distribute.Strategy`; by default the one `config.strategy` names.
+        log: a function taking a line of progress text.
+
+    Example:
+    ```python
+    trainer = Pretrainer(PretrainingConfig("m", "/data", debug=True))
+    trainer.train()          # resumes from the latest checkpoint in config.model_dir
+    print(trainer.evaluate())
+    ```
+    """
+
+    def __init__(self, config, strategy=None, log=print):
+        self.config = config
+        self.log = log
+        vocab = tokenization.check_vocab(config.vocab_file, config.vocab_size)
+        self.ids = helpers.special_ids(vocab)
+        self.strategy = strategy or distribute.get_strategy(config)
+        self.workers, self.worker = distribute.worker_info(self.strategy)
+        self.chief = self.worker == 0
+        # Every worker saves (saving is collective) and keeps its own data position; the
+        # chief's files are the model directory proper.
+        self.save_dir = (config.model_dir if self.chief
+                         else os.path.join(config.model_dir, f".worker-{self.worker}"))
+        self.latest = tf.train.latest_checkpoint(self.save_dir)
+        self.run_seed = self._run_seed()
+        keras.utils.set_random_seed(self.run_seed)  # initial weights and dropout RNGs
+        with self.strategy.scope():
+            self.models = build_models(config)
+            self.names = checkpoints.variable_map(self.models)
+            self.variables = [m.variable for m in self.names.values()]
+            self.optimizer = optimization.pretraining_optimizer(config, self.names)
+            self.optimizer.build(self.variables)
+        self.objective = Objective(config, self.models, self.ids, distribute.global_sum)
+
+    def _run_seed(self):
+        """`config.seed`, else the seed of the run being resumed, else a fresh one."""
+        if self.config.seed is not None:
+            return int(self.config.seed)
+        names = dict(tf.train.list_variables(self.latest)) if self.latest else {}
+        if "run_seed/.ATTRIBUTES/VARIABLE_VALUE" in names:
+            return int(tf.train.load_variable(self.latest, "run_seed/.ATTRIBUTES/VARIABLE_VALUE"))
+        # A new run, or one continuing a converted original checkpoint (which has no seed).
+        return random.SystemRandom().randrange(2**31)
+
+    @property
+    def step(self):
+        """Optimizer updates done so far (the original's `global_step`)."""
+        return int(self.optimizer.iterations.numpy())
+
+    def input_iterator(self, batch_size, seed, is_training=True):
+        """This worker's batches, each example with its own seed.
+
+        Each worker reads its shard of the files into one batch per step, which its
+        replicas then split (`_local_batch`). tf.distribute's own distributed iterators
+        cannot be checkpointed; this plain iterator can, so a resumed run continues with
+        exactly the batches the interrupted one would have seen.
+        """
+        workers, worker = self.workers, self.worker
+        replicas = self.strategy.num_replicas_in_sync
+        if batch_size % replicas:
+            raise ValueError(f"batch size {batch_size} is not a multiple of the {replicas} "
+                             "replicas")
+        per_worker = batch_size // workers
+        context = (tf.distribute.InputContext(workers, worker, workers) if workers > 1
+                   else None)
+        dataset = reader.get_dataset(self.config.pretrain_tfrecords, self.config.max_seq_length,
+                                     batch_size, is_training=is_training,
+                                     input_context=context, seed=seed)
+
+        def add_seeds(i, batch):
+            first = (i * workers + worker) * per_worker
+            return dict(batch, seeds=helpers.example_seeds(seed, first, per_worker))
+
+        return iter(dataset.enumerate().map(add_seeds))
+
+    def _local_batch(self, batch):
+        """This replica's slice of its worker's batch."""
+        context = tf.distribute.get_replica_context()
+        local = context.num_replicas_in_sync // self.workers
+        index = context.replica_id_in_sync_group % local
+        size = tf.shape(batch["input_ids"])[0] // local
+        return {k: v[index * size:(index + 1) * size] for k, v in batch.items()}
+
+    def _step_fn(self, batch):
+        batch = self._local_batch(batch)
+        seeds = batch.pop("seeds")
+
+        def loss_fn():
+            outputs = self.objective(batch, seeds, training=True)
+            return outputs["total_loss"], {
+                "loss": outputs["total_loss"], "mlm_loss": outputs["mlm"]["loss"],
+                "disc_loss": outputs["disc"]["loss"] if "disc" in outputs else tf.constant(0.0)}
+
+        return step.train_step(loss_fn, self.optimizer, self.variables)
+
+    def _make_train_loop(self):
+        step_fn = tf.function(self._step_fn, jit_compile=self.config.jit_compile)
+
+        @tf.function
+        def train_loop(iterator, num_steps):
+            totals = {k: tf.constant(0.0) for k in ("loss", "mlm_loss", "disc_loss")}
+            for _ in tf.range(num_steps):
+                out = self.strategy.run(step_fn, args=(next(iterator),))
+                # Each replica's loss has the global denominator: their sum is the loss.
+                totals = {k: totals[k] + self.strategy.reduce("sum", out[k], axis=None)
+                          for k in totals}
+            return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
+
+        return train_loop
+
+    def train(self):
+        """Trains until `num_train_steps` updates, resuming from the latest checkpoint.
+
+        Returns:
+            The mean losses of the last logging interval.
+        """
+        config = self.config
+        tf.io.gfile.makedirs(self.save_dir)
+        if self.chief:
+            checkpoints.write_model_dir_files(config, self.models, config.model_dir)
+        iterator = self.input_iterator(config.train_batch_size, self.run_seed)
+        run_seed = tf.Variable(self.run_seed, dtype=tf.int64, trainable=False)
+        checkpoint = checkpoints.checkpoint_objects(
+            self.models, self.optimizer, run_seed=run_seed, data=iterator,
+            dropout_rng=_dropout_states(self.models))
+        manager = tf.train.CheckpointManager(
+            checkpoint, self.save_dir, max_to_keep=config.keep_checkpoint_max or None,
+            checkpoint_name="ckpt")
+        if self.latest is not None:
+            # A converted original checkpoint has no iterator or RNG state: partial is fine.
+            checkpoint.read(self.latest).expect_partial()
+            self.log(f"Resuming from {self.latest} at step {self.step}")
+        writer = tf.summary.create_file_writer(os.path.join(self.save_dir, "train"))
+        train_loop = self._make_train_loop()
+        micro = config.gradient_accumulation_steps
+        report = progress.Progress(config.num_train_steps, config.train_batch_size * micro,
+                                   start_step=self.step, log=self.log)
+        last = {}
+        while self.step < config.num_train_steps:
+            to_checkpoint = config.save_checkpoints_steps - self.step % config.save_checkpoints_steps
+            n = min(config.iterations_per_loop, to_checkpoint, config.num_train_steps - self.step)
+            try:
+                last = {k: float(v) for k, v in
+                        train_loop(iterator, tf.constant(n * micro)).items()}
+            except tf.errors.InvalidArgumentError as e:
+                if "max_seq_length" not in e.message:
+                    raise
+                raise ValueError(f"{config.pretrain_tfrecords}: {_first_line(e.message)}") from None
+            if not math.isfinite(last["loss"]):
+                raise FloatingPointError(
+                    f"loss is {last['loss']} at step {self.step}; stopping without saving. "
+                    f"The last good checkpoint is {manager.latest_checkpoint}")
+            report.update(self.step, last)
+            with writer.as_default(step=self.step):
+                # The LR the last update used.
+                lr = float(self.optimizer.schedule(self.optimizer.iterations))
+                for key, value in dict(last, learning_rate=lr).items():
+                    summaries.write_scalar(key, value)
+            if self.step % config.save_checkpoints_steps == 0 or self.step >= config.num_train_steps:
+                manager.save(checkpoint_number=self.step)
+        writer.flush()
+        if self.chief:
+            self.write_original_checkpoint()
+        return last
+
+    def write_original_checkpoint(self):
+        """`<model_dir>/original/model.ckpt-<step>`: the original TF1 layout, Adam slots and
+        `global_step` included, for any tool that reads original ELECTRA checkpoints."""
+        prefix = os.path.join(self.config.model_dir, "original", f"model.ckpt-{self.step}")
+        if tf.io.gfile.exists(prefix + ".index"):
+            return prefix
+        global_step, slots = self.optimizer.original_state()
+        return checkpoints.save_original(self.models, prefix, global_step, slots)
+
+    def evaluate(self, num_steps=None, write=True):
+        """The original's eval metrics on `num_eval_steps` batches, dropout off.
+
+        Evaluation reads the training records, as the original does, with a seed of its own.
+        Returns:
+            dict of metric name -> float; also written to `results_{txt,json}` if `write`.
+        """
+        config = self.config
+        num_steps = num_steps or config.num_eval_steps
+        iterator = self.input_iterator(config.eval_batch_size, self.run_seed + 1,
+                                       is_training=False)
+
+        def step_fn(batch):
+            batch = self._local_batch(batch)
+            seeds = batch.pop("seeds")
+            return eval_outputs(self.objective, batch, seeds)
+
+        step_fn = tf.function(step_fn)
+        totals = EvalTotals()
+        for _ in range(num_steps):
+            out = self.strategy.run(step_fn, args=(next(iterator),))
+            totals.add({k: tf.concat(self.strategy.experimental_local_results(v), 0).numpy()
+                        for k, v in out.items()})
+        results = {"global_step": self.step, **totals.result()}
+        if write:
+            write_results(config, results)
+        return results
+
+
+def _first_line(message):
+    return next((line for line in message.splitlines() if "max_seq_length" in line), message)
+
+
+def write_results(config, results):
+    """Writes `results_json` and `results_txt` (the original never writes its results)."""
+    results_lib.write_results(config.results_json, config.results_txt, results,
+                              "\n".join(f"{k} = {v}" for k, v in sorted(results.items())))
+
+
+def train_or_eval(config, strategy=None, log=print):
+    """The original's `train_or_eval`: exactly one of `do_train` / `do_eval`.
+
+    Returns:
+        The last training losses, or the eval results.
+    """
+    if config.do_train == config.do_eval:
+        raise ValueError("Exactly one of do_train and do_eval must be true")
+    log("Config:\n" + json.dumps(config.to_dict(), indent=1, sort_keys=True))
+    trainer = Pretrainer(config, strategy, log)
+    if config.do_train:
+        return trainer.train()
+    if trainer.latest is None:
+        raise FileNotFoundError(f"{config.model_dir}: no checkpoint to evaluate")
+    checkpoints.checkpoint_objects(trainer.models).read(trainer.latest).expect_partial()
+    results = trainer.evaluate()
+    log("\n".join(f"{k} = {v}" for k, v in sorted(results.items())))
+    return results
+
+

@@ -1,0 +1,94 @@
+"""The `tf.Module` an export saves: the text encoder, the endpoints and their signatures.
+
+Every endpoint gets its `<name>_ids` signature (int32 `input_ids`, `input_mask`,
+`segment_ids` [batch, seq]) and one signature per `TextSignature` (`<name>_<suffix>`, string
+inputs tokenised in the graph by the training tokenizer). `serving_default` is the first
+text signature of the first endpoint. Raw-text batches are padded to their longest member,
+at most `max_seq_length` tokens.
+"""
+
+import inspect
+
+import tensorflow as tf
+
+
+class ServingModule(tf.Module):
+    """What is saved: the text encoder, the endpoints' variables and their signatures.
+
+    Args:
+        text_encoder: a `TextEncoder` (its vocabulary becomes an asset of the export).
+        endpoints: `Endpoint`s; the first one's first text signature is `serving_default`.
+    Attributes:
+        signatures: {signature name: concrete function}, for `tf.saved_model.save`.
+        text_signatures: {text signature name: its `TextSignature`}.
+        ids_signatures: {ids signature name: its endpoint's first `TextSignature`} (whose
+            example gives the ids signature's warm-up request).
+    """
+
+    def __init__(self, text_encoder, endpoints):
+        super().__init__(name="electra_serving")
+        if not endpoints:
+            raise ValueError("ServingModule needs at least one endpoint")
+        self.text_encoder = text_encoder
+        # Only the variables are tracked (Keras 3 variables wrap tf.Variables), not the Keras
+        # models: saving those would also trace and store every layer's call, which is slow.
+        unique = {id(v): v.value for e in endpoints for v in e.model.variables}
+        self.model_variables = list(unique.values())
+        self._signatures, self.text_signatures, self.ids_signatures = {}, {}, {}
+        for endpoint in endpoints:
+            # The model is traced once, in the ids function; text signatures call it.
+            serve_ids = _ids_function(endpoint)
+            for text in endpoint.text_signatures:
+                name = f"{endpoint.name}_{text.suffix}"
+                self._signatures[name] = self._text_function(serve_ids, text)
+                self.text_signatures[name] = text
+            self._signatures[f"{endpoint.name}_ids"] = serve_ids.get_concrete_function()
+            self.ids_signatures[f"{endpoint.name}_ids"] = endpoint.text_signatures[0]
+        default = f"{endpoints[0].name}_{endpoints[0].text_signatures[0].suffix}"
+        self._signatures["serving_default"] = self._signatures[default]
+        self.text_signatures["serving_default"] = self.text_signatures[default]
+
+    @property
+    def signatures(self):
+        """{signature name: concrete function}, for `tf.saved_model.save`."""
+        return dict(self._signatures)
+
+    def _text_function(self, serve_ids, text):
+        """Raw text → features, tokens and `serve_ids`' outputs (a concrete function)."""
+        specs = [tf.TensorSpec([None], tf.string, name=n) for n in text.inputs]
+
+        def serve_text(*texts):
+            features, extras = text.encode(*texts)
+            outputs = {**features, "tokens": self.text_encoder.tokens(features["input_ids"]),
+                       **serve_ids(**features)}
+            if text.finish:
+                outputs.update(text.finish(outputs, extras))
+            return outputs
+
+        # The Python parameter names become the signature's input names.
+        function = tf.function(_named(serve_text, text.inputs), input_signature=specs,
+                               autograph=False)
+        return function.get_concrete_function()
+
+
+def _ids_function(endpoint):
+    """The endpoint on int32 features, as a `tf.function` of the three inputs."""
+    spec = tf.TensorSpec([None, None], tf.int32)
+
+    @tf.function(input_signature=[spec, spec, spec], autograph=False)
+    def serve_ids(input_ids, input_mask, segment_ids):
+        return endpoint.outputs({"input_ids": input_ids, "input_mask": input_mask,
+                                 "segment_ids": segment_ids})
+
+    return serve_ids
+
+
+def _named(function, names):
+    """`function(*args)` as a function whose positional parameters are called `names`."""
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+
+    def wrapper(*args):
+        return function(*args)
+
+    wrapper.__signature__ = inspect.Signature(params)
+    return wrapper

@@ -1,0 +1,66 @@
+"""`tf.distribute` plumbing: the strategy a config names, worker roles, global sums."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+
+def get_strategy(config):
+    """The `tf.distribute` strategy named by `config.strategy` (`use_tpu` means "tpu").
+
+    Args:
+        config: any config with `strategy`, `use_tpu`, `tpu_name`, `tpu_zone`,
+            `gcp_project` (`PretrainingConfig`, `FinetuningConfig`).
+    Returns:
+        The default strategy, `MirroredStrategy`, `MultiWorkerMirroredStrategy` (the
+        cluster read from `TF_CONFIG`) or `TPUStrategy`.
+    """
+    kind = "tpu" if config.use_tpu else config.strategy
+    if kind == "default":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if kind == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy 'multi_worker' reads the cluster from the TF_CONFIG "
+                             "environment variable, which is not set")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        tpu=config.tpu_name, zone=config.tpu_zone, project=config.gcp_project)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def set_precision(precision):
+    """Sets Keras' global dtype policy ("float32", "mixed_bfloat16", "mixed_float16")."""
+    keras.mixed_precision.set_global_policy(precision)
+
+
+def check_batch_sizes(strategy, **batch_sizes):
+    """Every batch size must split evenly over the replicas; the error names the field."""
+    replicas = strategy.num_replicas_in_sync
+    for name, size in batch_sizes.items():
+        if size % replicas:
+            raise ValueError(f"{name} {size} is not a multiple of the {replicas} replicas")
+
+
+def worker_info(strategy):
+    """(number of workers, this worker's index); the chief, if any, is worker 0."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 1, 0
+    cluster = resolver.cluster_spec().as_dict()
+    chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
+    if resolver.task_type == "chief":
+        return chiefs + workers, 0
+    return chiefs + workers, chiefs + resolver.task_id
+
+
+def global_sum(value):
+    """Sums a scalar over the replicas of the current step (identity outside a strategy)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce("sum", value)
