@@ -5,16 +5,15 @@
         [--batch 32] [--seq-len 128]
 
 An MNLI model (3 labels, [CLS] → dropout → dense, summed cross-entropy) with random weights
-is trained on random in-memory batches by the exact compiled update `run_finetuning` uses
-(`make_train_step`: forward, backward, AdamWeightDecay with layer-wise LR decay and the
-global-norm clip). Warm-up steps (tracing, compilation) are not timed; seq/s is
-batch / the median time of the timed steps, which short bursts of other load do not move.
+is trained on random in-memory batches by the exact compiled update fine-tuning uses
+(`finetune.trainer.make_train_step`: forward, backward, AdamWeightDecay with layer-wise LR
+decay and the global-norm clip). Warm-up steps (tracing, compilation) are not timed; seq/s
+is batch / the median time of the timed steps, which short bursts of other load do not move.
 
 MFU = training FLOPs per second / the float32 matmul peak measured in the same run, the
-FLOPs counted as the pretraining benchmark does (`electra_tf/flops.py`, spec §10:
-2 × forward, the embedding lookup as a one-hot matmul); mixed_bfloat16 rows also give the
-MFU against the bfloat16 peak. Targets (issue 5): MFU ≥ 50% in float32, mixed_bfloat16 ≥
-1.6× float32.
+FLOPs counted as the pretraining benchmark does (`electra_tf/flops.py`: 2 × forward, the
+embedding lookup as a one-hot matmul); mixed_bfloat16 rows also give the MFU against the
+bfloat16 peak. Targets: MFU ≥ 50% in float32, mixed_bfloat16 ≥ 1.6× float32.
 """
 
 import argparse
@@ -25,10 +24,11 @@ import common  # bench/common.py: puts the repository on sys.path
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from electra_tf import modeling, training  # noqa: E402
-from finetune import heads, run_finetuning  # noqa: E402
+from electra_tf.training import distribute  # noqa: E402
 from finetune import tasks as tasks_lib  # noqa: E402
+from finetune import trainer  # noqa: E402
 from finetune.config import FinetuningConfig  # noqa: E402
+from finetune.model import build_finetuning_model, dummy_features  # noqa: E402
 
 TASK = "mnli"
 MFU_TARGET = 0.5
@@ -56,7 +56,7 @@ def random_features(config, tasks, seed=0):
     spans of up to 10 tokens inside segment 1, and a quarter of them impossible (0, 0)."""
     rng = np.random.default_rng(seed)
     b, s = config.train_batch_size, config.max_seq_length
-    features = heads.dummy_features(tasks, b, s)
+    features = dummy_features(tasks, b, s)
     ids = rng.integers(104, config.bert_config().vocab_size, (b, s), dtype=np.int32)
     ids[:, 0], ids[:, -1] = 101, 102
     features["input_ids"] = ids
@@ -76,25 +76,14 @@ def random_features(config, tasks, seed=0):
     return features
 
 
-def random_model(config, tasks):
-    """`heads.build_finetuning_model(config, tasks)` without a checkpoint, but built on
-    S = max_seq_length: that function builds on S = 8, which the QA head rejects for its
-    default beam of 20."""
-    encoder = modeling.Encoder.from_bert_config(
-        config.bert_config(), embedding_size=config.embedding_size, dtype=config.precision)
-    model = heads.FinetuningModel(encoder, tasks)
-    model(heads.dummy_features(tasks, 1, config.max_seq_length), training=False)
-    return model
-
-
 def build(config, task=TASK):
     """A random-weight fine-tuning model, its optimizer and the default strategy, built as
-    `run_finetuning` builds them (under the strategy scope and the precision policy)."""
-    strategy = training.get_strategy(config)
+    fine-tuning builds them (under the strategy scope and the precision policy)."""
+    strategy = distribute.get_strategy(config)
     with strategy.scope():
         tasks = [tasks_lib.get_task(config, task, tokenizer=None)]
-        model = random_model(config, tasks)
-        optimizer = run_finetuning.build_optimizer(config, model, num_train_steps=10000)
+        model = build_finetuning_model(config, tasks)
+        optimizer = trainer.build_optimizer(config, model, num_train_steps=10000)
     return model, optimizer, strategy
 
 
@@ -104,13 +93,13 @@ def train_rate(config, features, steps, warmup, task=TASK):
         model, optimizer, strategy = build(config, task)
         dataset = tf.data.Dataset.from_tensors(features).repeat()
         iterator = iter(strategy.experimental_distribute_dataset(dataset))
-        step = run_finetuning.make_train_step(config, model, optimizer, strategy)
+        step = trainer.make_train_step(config, model, optimizer, strategy)
         return common.steps_per_second(lambda: step(iterator), steps, warmup, median=True)
 
 
 def classifier_flops(hidden_size, num_labels):
     """Forward FLOPs of the classification head on one sequence: dropout on [CLS], the
-    dense layer with its bias, log-softmax (spec §10 constants)."""
+    dense layer with its bias, log-softmax (the constants of `electra_tf/flops.py`)."""
     return (common.flops.DROPOUT_FLOPS * hidden_size + 2 * hidden_size * num_labels
             + num_labels + common.flops.SOFTMAX_FLOPS * num_labels)
 

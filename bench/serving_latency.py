@@ -32,10 +32,15 @@ import common  # bench/common.py: puts the repository on sys.path (asserted belo
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from electra_tf import checkpoints, config as config_lib, export_saved_model  # noqa: E402
-from electra_tf import modeling, serving, serving_tasks  # noqa: E402
-from finetune import heads, model_dir as finetuned_dir, tasks as tasks_lib  # noqa: E402
+from electra_tf import checkpoints, config as config_lib  # noqa: E402
+from electra_tf.models import build_models  # noqa: E402
+from electra_tf.models.encoder import INPUT_NAMES  # noqa: E402
+from electra_tf.serving import export as export_lib, warmup  # noqa: E402
+from electra_tf.serving.text_encoder import TextEncoder  # noqa: E402
+from finetune import model_dir as finetuned_dir, tasks as tasks_lib  # noqa: E402
 from finetune.config import FinetuningConfig  # noqa: E402
+from finetune.model import build_finetuning_model  # noqa: E402
+from finetune.serving import task_endpoint  # noqa: E402
 from pretrain_data.tokenization import FullTokenizer  # noqa: E402
 
 assert common.REPO in sys.path
@@ -61,7 +66,7 @@ def random_model_dir(root):
     """An ELECTRA-Small model directory (random weights) and its vocabulary in `root`."""
     config = config_lib.PretrainingConfig("electra-small-random", root)
     tokens = write_vocab(os.path.join(root, "vocab.txt"), config.vocab_size)
-    checkpoints.save_model_dir(modeling.build_models(config), config.model_dir)
+    checkpoints.save_model_dir(build_models(config), config.model_dir)
     return config.model_dir, tokens
 
 
@@ -72,18 +77,18 @@ def random_classifier_dir(root):
     tokens = write_vocab(config.vocab_file, config.vocab_size)
     tasks = tasks_lib.get_tasks(config, FullTokenizer(config.vocab_file))
     directory = os.path.join(root, "sst_model_1")
-    finetuned_dir.save(directory, config, heads.build_finetuning_model(config, tasks), tasks)
+    finetuned_dir.save(directory, config, build_finetuning_model(config, tasks), tasks)
     return directory, tokens
 
 
 def direct_call(model_dir):
     """(ids signature name, the same outputs as a `tf.function` of the Keras model, S)."""
-    if export_saved_model.is_finetuned_dir(model_dir):
+    if os.path.exists(os.path.join(model_dir, finetuned_dir.CONFIG_FILE)):
         finetuned = finetuned_dir.load(model_dir)
         config, task = finetuned.config, finetuned.tasks[0]
-        text_encoder = serving.TextEncoder(finetuned.vocab_file, config.max_seq_length,
-                                           config.do_lower_case)
-        endpoint = serving_tasks.task_endpoint(task, finetuned.model, text_encoder, config)
+        text_encoder = TextEncoder(finetuned.vocab_file, config.max_seq_length,
+                                   config.do_lower_case)
+        endpoint = task_endpoint(task, finetuned.model, text_encoder, config)
         return f"{task.name}_ids", tf.function(endpoint.outputs), config.max_seq_length
     loaded = checkpoints.load_model_dir(model_dir)
     return ("discriminator_ids",
@@ -120,7 +125,7 @@ def first_call(export_dir, replay_warmup):
     """Seconds of the first `serving_default` call after loading (optionally after warm-up)."""
     loaded = tf.saved_model.load(export_dir)
     if replay_warmup:
-        for name, inputs in export_saved_model.read_warmup_requests(export_dir):
+        for name, inputs in warmup.read_warmup_requests(export_dir):
             fetch(loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()}))
     signature = loaded.signatures["serving_default"]
     inputs = text_inputs(signature, tf.constant(["a first request after loading the model ."]))
@@ -142,7 +147,7 @@ def run(args, root):
     if model_dir is None:
         model_dir, tokens = (random_classifier_dir if args.classifier else random_model_dir)(root)
     start = time.perf_counter()
-    export_dir = export_saved_model.export_saved_model(model_dir, os.path.join(root, "export"))
+    export_dir = export_lib.export_saved_model(model_dir, os.path.join(root, "export"))
     print(f"exported {model_dir} to {export_dir} in {time.perf_counter() - start:.1f} s")
     ids_name, keras_call, max_len = direct_call(model_dir)
     served = tf.saved_model.load(export_dir)
@@ -156,7 +161,7 @@ def run(args, root):
         texts = text_inputs(text_signature, tf.constant(
             [" ".join(rng.choices(words, k=2 * max_len)) for _ in range(batch)]))
         features = {k: v for k, v in text_signature(**texts).items()
-                    if k in modeling.INPUT_NAMES}
+                    if k in INPUT_NAMES}
         assert features["input_ids"].shape == (batch, max_len), features["input_ids"].shape
         rows = {"direct Keras call": lambda: fetch(keras_call(features)),
                 "SavedModel ids": lambda: fetch(ids_signature(**features)),

@@ -5,18 +5,19 @@
 
 A `squad` (2.0) model with random weights and the default head (start logits, end logits
 conditioned on the start, answerability classifier) on random in-memory batches:
-- train: the exact compiled update `run_finetuning` uses (`make_train_step`, the end
-  teacher-forced on the gold start);
-- infer: the eval-mode model call `predict` makes, with the 20×20 beam (top-20 starts, top-20
-  ends for each), under `tf.function` (XLA with `--jit-compile true`).
+- train: the exact compiled update fine-tuning uses (`finetune.trainer.make_train_step`, the
+  end teacher-forced on the gold start);
+- infer: the eval-mode model call `finetune.trainer.predict` makes, with the 20×20 beam
+  (top-20 starts, top-20 ends for each), under `tf.function` (XLA with `--jit-compile true`).
 Warm-up calls (tracing, compilation) are not timed; seq/s is
 batch / the median time of the timed steps, which short bursts of other load do not move.
 
-MFU as in `bench/finetune_throughput.py`: FLOPs counted as spec §10 (training = 2 ×
-forward, one-hot embedding lookup) over the float32 matmul peak, and for mixed_bfloat16 also
-over the bfloat16 peak. The head is counted as it is computed here: `qa_hidden` split into
-a start part and a token part (see `finetune/qa/head.py`), not the original's [.., S, 2H]
-concatenation, which would count 2·H·512 more FLOPs per token and start.
+MFU as in `bench/finetune_throughput.py`: FLOPs counted as `electra_tf/flops.py` does
+(training = 2 × forward, one-hot embedding lookup) over the float32 matmul peak, and for
+mixed_bfloat16 also over the bfloat16 peak. The head is counted as it is computed here:
+`qa_hidden` split into a start part and a token part (see `finetune/qa/head.py`), not the
+original's [.., S, 2H] concatenation, which would count 2·H·512 more FLOPs per token and
+start.
 """
 
 import itertools

@@ -10,6 +10,8 @@ both of them have.
 import difflib
 import json
 
+from absl import flags
+
 from electra_common import files
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -53,6 +55,15 @@ def parse_hparams(hparams):
     if not isinstance(values, dict):
         raise ValueError(f"--hparams must be a JSON object, got {type(values).__name__}")
     return values
+
+
+def define_flags(fv, model_name_help):
+    """The original command lines' three flags: --data-dir, --model-name, --hparams."""
+    flags.DEFINE_string("data-dir", None, "Location of data files (model weights, etc).",
+                        flag_values=fv, required=True)
+    flags.DEFINE_string("model-name", None, model_name_help, flag_values=fv, required=True)
+    flags.DEFINE_string("hparams", "{}", "JSON dict of model hyperparameters, or a .json path.",
+                        flag_values=fv)
 
 
 class HParams:
@@ -104,6 +115,11 @@ class HParams:
     def save(self, path):
         """Writes the constructor arguments and, for reading, every resolved value."""
         files.write_json(path, {**self._args, "resolved": self.to_dict()}, sort_keys=True)
+
+    @classmethod
+    def from_flags(cls, args):
+        """The config of a command line defined by `define_flags`."""
+        return cls(args.model_name, args.data_dir, **parse_hparams(args.hparams))
 
     @classmethod
     def load(cls, path):

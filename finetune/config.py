@@ -1,23 +1,21 @@
-"""Every fine-tuning hyperparameter, its default, and the order defaults apply in (spec §2).
+"""Every fine-tuning hyperparameter, its default, and the order defaults apply in.
 
-`FinetuningConfig` reproduces the original `configure_finetuning.FinetuningConfig`. Model
-sizing reuses `electra_tf.config.get_bert_config`, which accepts any object with
-`model_size`, `vocab_size`, `model_hparam_overrides` and `debug`.
+`FinetuningConfig` reproduces the original `configure_finetuning.FinetuningConfig`
+(documented in docs/finetuning.md). Model sizing reuses `electra_tf.config.get_bert_config`.
 """
 
-import json
 import os
 
-import tensorflow as tf
+from electra_common import files
+from electra_tf.config import get_bert_config
+from electra_tf.hparams import HParams
 
-from electra_tf import config as config_lib
-
-# Names that select the QA defaults by *substring* (spec §2.2): "naturalqs" has neither.
+# Names that select the QA defaults by *substring*: "naturalqs" has neither.
 _QA_SUBSTRINGS = ("squad", "qa")
 
 
-class FinetuningConfig:
-    """Every fine-tuning hyperparameter, assembled exactly as the original (spec §2.2).
+class FinetuningConfig(HParams):
+    """Every fine-tuning hyperparameter, assembled exactly as the original.
 
     Order: defaults → kwargs → single-task defaults → size defaults → debug defaults →
     kwargs again, so explicit values always win.
@@ -90,7 +88,7 @@ class FinetuningConfig:
         self.beam_size = 20
         self.qa_na_threshold = -2.75
 
-        config_lib.set_runtime_defaults(self)  # TPU fields, precision, strategy, XLA, seed
+        self.set_runtime_defaults()  # TPU fields, precision, strategy, XLA, seed
 
         # paths (derived below); listed here so they can be overridden as hparams
         self.data_dir = data_dir
@@ -130,8 +128,7 @@ class FinetuningConfig:
             self.log_examples = True
         self.update(kwargs)
         self._derive_paths(kwargs)
-        self._hparams = dict(kwargs)
-        self._validate()
+        self.finish(model_name, data_dir, kwargs)
 
     def _derive_paths(self, kwargs):
         """The original's paths, after the kwargs so that `debug` takes effect."""
@@ -140,7 +137,7 @@ class FinetuningConfig:
         results_dir = os.path.join(pretrained_dir, "results")
         own_vocab = os.path.join(pretrained_dir, "vocab.txt")
         derived = {
-            "vocab_file": own_vocab if tf.io.gfile.exists(own_vocab)
+            "vocab_file": own_vocab if files.exists(own_vocab)
             else os.path.join(self.data_dir, "vocab.txt"),
             "init_checkpoint": None if self.debug else pretrained_dir,
             "model_dir": os.path.join(pretrained_dir, "finetuning_models", tasks + "_model"),
@@ -155,6 +152,17 @@ class FinetuningConfig:
         for key, value in derived.items():
             if key not in kwargs:
                 setattr(self, key, value)
+
+    def validate(self):
+        """The shared checks, the model's sizes, and a non-empty list of tasks."""
+        super().validate()
+        self.bert_config()  # checks `model_size` and `model_hparam_overrides`
+        if isinstance(self.task_names, str) or not self.task_names:
+            raise ValueError(f"task_names must be a non-empty list, got {self.task_names!r}")
+
+    def bert_config(self):
+        """The encoder's `BertConfig` (debug: L=3, H=144, as the original FinetuningModel)."""
+        return get_bert_config(self)
 
     def raw_data_dir(self, task_name):
         """`<data_dir>/finetuning_data/<task>`."""
@@ -181,26 +189,3 @@ class FinetuningConfig:
     def qa_na_file(self, task_name):
         """`.../<tasks>_qa/<task>_null_odds.json`: SQuAD 2.0 null odds per question id."""
         return self._qa_file(task_name, "null_odds")
-
-    def update(self, kwargs):
-        """Sets hyperparameters; an unknown name raises `ValueError` naming it."""
-        config_lib._check_known(kwargs, set(vars(self)), "hparam")
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-    def _validate(self):
-        # The checks PretrainingConfig makes on the fields the two configs share.
-        config_lib.PretrainingConfig._validate(self)
-        if isinstance(self.task_names, str) or not self.task_names:
-            raise ValueError(f"task_names must be a non-empty list, got {self.task_names!r}")
-
-    def bert_config(self):
-        """The encoder's `BertConfig` (debug: L=3, H=144, as the original FinetuningModel)."""
-        return config_lib.get_bert_config(self)
-
-    def to_dict(self):
-        """All resolved values, for printing and for saving."""
-        return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
-
-    def __repr__(self):
-        return "FinetuningConfig(" + json.dumps(self.to_dict(), indent=1) + ")"

@@ -1,4 +1,4 @@
-"""Fine-tuning metrics in plain NumPy (spec §8.1), ×100 where the original reports them so.
+"""Fine-tuning metrics in plain NumPy, ×100 where the original reports them so.
 
 No scikit-learn or SciPy: MCC, Pearson, Spearman (with tie-averaged ranks, as
 `scipy.stats.spearmanr`), F1 and chunk entity scores are written out here.

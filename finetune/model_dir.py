@@ -1,27 +1,31 @@
 """A fine-tuned model directory: what each trial writes, and what eval and export read back.
 
 `<model_dir>_<trial>/` holds:
-  finetuning_config.json   every resolved hyperparameter (`FinetuningConfig.to_dict()`)
+  finetuning_config.json   the config (`FinetuningConfig.save`: its constructor arguments
+                           and every resolved value)
   vocab.txt                the vocabulary the model was trained with
   labels.json              {task: label names in id order} (classification, tagging)
   model.weights.h5         the Keras weights of the encoder and every head
   original/model.ckpt-<N>  the same weights in the original TF1 layout (`electra/*`,
                            `task_specific/<task>/*`, Adam slots, `global_step`), as the
                            original's final fine-tuning checkpoint
-The directory is written beside its final place and renamed into it, so a killed run never
-leaves a half-written model; it only ever replaces a directory holding these files.
+  serving.json             {"entry_point": "finetuned"}: how `electra_tf.serving.export`
+                           serves it (`finetune.serving.build_serving_module`)
+The directory is written whole or not at all (`electra_common.files.atomic_path`); it only
+ever replaces a directory holding these files.
 """
 
 import collections
-import json
 import os
 
 import tensorflow as tf
 
-from electra_tf import checkpoints, optimization
-from finetune import heads
+from electra_common import files
+from electra_tf import checkpoints
+from electra_tf.serving.export import SERVING_FILE
 from finetune import tasks as tasks_lib
 from finetune.config import FinetuningConfig
+from finetune.model import build_finetuning_model
 from pretrain_data.tokenization import FullTokenizer
 
 CONFIG_FILE = "finetuning_config.json"
@@ -29,7 +33,9 @@ VOCAB_FILE = "vocab.txt"
 LABELS_FILE = "labels.json"
 WEIGHTS_FILE = "model.weights.h5"
 ORIGINAL_DIR = "original"
-OWN_FILES = (CONFIG_FILE, VOCAB_FILE, LABELS_FILE, WEIGHTS_FILE, ORIGINAL_DIR)
+OWN_FILES = (CONFIG_FILE, VOCAB_FILE, LABELS_FILE, WEIGHTS_FILE, ORIGINAL_DIR, SERVING_FILE)
+# The `electra_tf.serving` entry point (declared in pyproject.toml) that serves this layout.
+SERVING_ENTRY_POINT = "finetuned"
 
 FinetunedModel = collections.namedtuple("FinetunedModel", "config tasks model vocab_file")
 
@@ -57,24 +63,17 @@ def save(directory, config, model, tasks, optimizer=None):
         `directory`.
     """
     check_replaceable(directory)
-    parent = os.path.dirname(os.path.abspath(directory))
-    tf.io.gfile.makedirs(parent)
-    tmp = os.path.join(parent, f".{os.path.basename(directory)}.incomplete")
-    if tf.io.gfile.exists(tmp):
-        tf.io.gfile.rmtree(tmp)
-    tf.io.gfile.makedirs(tmp)
-    with tf.io.gfile.GFile(os.path.join(tmp, CONFIG_FILE), "w") as f:
-        json.dump(config.to_dict(), f, indent=1, sort_keys=True)
-    tf.io.gfile.copy(config.vocab_file, os.path.join(tmp, VOCAB_FILE))
-    with tf.io.gfile.GFile(os.path.join(tmp, LABELS_FILE), "w") as f:
-        json.dump({t.name: label_names(t) for t in tasks}, f, indent=1)
-    model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
-    step, slots = (optimization.export_original_state(optimizer) if optimizer is not None
-                   else (None, None))
-    checkpoints.save_mapped(model.original_variables(), os.path.join(
-        tmp, ORIGINAL_DIR, f"model.ckpt-{step or 0}"), step, slots)
-    remove(directory)
-    tf.io.gfile.rename(tmp, directory)
+    step, slots = optimizer.original_state() if optimizer is not None else (None, None)
+    with files.atomic_path(directory, overwrite=True) as tmp:
+        files.makedirs(tmp)
+        config.save(os.path.join(tmp, CONFIG_FILE))
+        tf.io.gfile.copy(config.vocab_file, os.path.join(tmp, VOCAB_FILE))
+        files.write_json(os.path.join(tmp, LABELS_FILE),
+                         {t.name: label_names(t) for t in tasks})
+        model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
+        checkpoints.save_mapped(model.original_variables(), os.path.join(
+            tmp, ORIGINAL_DIR, f"model.ckpt-{step or 0}"), step, slots)
+        files.write_json(os.path.join(tmp, SERVING_FILE), {"entry_point": SERVING_ENTRY_POINT})
     return directory
 
 
@@ -93,7 +92,7 @@ def remove(directory):
     """Deletes a fine-tuned model directory (only one `check_replaceable` accepts)."""
     if tf.io.gfile.isdir(directory):
         check_replaceable(directory)
-        tf.io.gfile.rmtree(directory)
+        files.remove(directory)
 
 
 def load(directory):
@@ -106,18 +105,17 @@ def load(directory):
         names, so no training data is needed.
     """
     path = os.path.join(directory, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
+    if not files.exists(path):
         raise FileNotFoundError(f"{path}: not found; {directory} is not a fine-tuned model "
                                 "directory (expected the output of finetune.run_finetuning)")
-    values = dict(json.loads(tf.io.gfile.GFile(path).read()))
-    config = FinetuningConfig(values.pop("model_name"), values.pop("data_dir"), **values)
+    config = FinetuningConfig.load(path)
     vocab_file = os.path.join(directory, VOCAB_FILE)
-    labels = json.loads(tf.io.gfile.GFile(os.path.join(directory, LABELS_FILE)).read())
+    labels = files.read_json(os.path.join(directory, LABELS_FILE))
     tokenizer = FullTokenizer(vocab_file, do_lower_case=config.do_lower_case)
     tasks = tasks_lib.get_tasks(config, tokenizer)
     for task in tasks:
         if task.task_type == "tagging":
             task.label_mapping = {tag: i for i, tag in enumerate(labels[task.name])}
-    model = heads.build_finetuning_model(config, tasks)
+    model = build_finetuning_model(config, tasks)
     model.load_weights(os.path.join(directory, WEIGHTS_FILE))
     return FinetunedModel(config, tasks, model, vocab_file)

@@ -133,12 +133,19 @@ class TfdsDataset:
         """Yields one unit per example of this process's share.
 
         Raises:
-          CorpusError: if the dataset has no feature `text_feature` (naming those it has).
+          CorpusError: if the dataset cannot be loaded (not prepared, unknown), or has no
+            feature `text_feature` (naming those it has).
         """
         del rng  # the dataset's order
         import tensorflow_datasets as tfds  # noqa: PLC0415 (slow to import; only for tfds)
-        ds = tfds.load(self.name, split=self.split, data_dir=self.data_dir,
-                       shuffle_files=False, download=False)
+        try:
+            ds = tfds.load(self.name, split=self.split, data_dir=self.data_dir,
+                           shuffle_files=False, download=False)
+        except Exception as e:  # tfds raises AssertionError, DatasetNotFoundError, ...
+            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CorpusError(f"tfds dataset {self.name} (split {self.split}, data_dir "
+                              f"{self.data_dir or 'the tfds default'}) cannot be loaded; it "
+                              f"must be prepared there first: {first_line}") from None
         if self.text_feature not in ds.element_spec:
             raise CorpusError("Dataset %s has no feature %r; it has %s"
                               % (self.name, self.text_feature, sorted(ds.element_spec)))

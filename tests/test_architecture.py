@@ -190,3 +190,11 @@ def test_references_resolve_inside_the_repository():
                     if not (REPO / m.group(0)).exists()]
     assert not bad, "references to documents users do not have:\n" + "\n".join(bad)
     assert not missing, "references to missing docs:\n" + "\n".join(missing)
+
+
+def test_the_architecture_document_names_every_module():
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    unnamed = [os.path.relpath(path, REPO) for layer in LAYERS for path in python_files(layer)
+               if not path.endswith("__init__.py")
+               and f"`{os.path.relpath(path, REPO)}`" not in text]
+    assert not unnamed, "docs/architecture.md does not list: " + ", ".join(unnamed)

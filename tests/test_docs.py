@@ -57,8 +57,10 @@ def env(tmp_path):
     """`python` is this interpreter; the repository is importable."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    if not (bin_dir / "python").exists():
-        (bin_dir / "python").symlink_to(sys.executable)
+    wrapper = bin_dir / "python"
+    if not wrapper.exists():  # not a symlink: through one, Python would not find its venv
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        wrapper.chmod(0o755)
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
             "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
 

@@ -1,1 +1,2 @@
-"""Question answering: the head, decoding and scoring (spec §8.2, §8.6)."""
+"""Question answering: the head, decoding and scoring (its in-graph decoding for serving is
+`finetune.serving.task_outputs.best_span`)."""

@@ -1,4 +1,4 @@
-"""From the QA head's outputs to answer texts, as the original (spec §8.6; its
+"""From the QA head's outputs to answer texts, as the original (its
 `SpanBasedQAScorer.write_predictions` and `get_final_text`).
 
 For each window, the candidate spans are the 20×20 beam (joint prediction) or the n-best
@@ -131,7 +131,7 @@ def basic_texts(words, do_lower_case):
 
 
 def decode(examples, windows, outputs, config, v2, inv_vocab):
-    """Answers for every example (spec §8.6).
+    """Answers for every example.
 
     Args:
         examples: `QAExample`s (their `doc_tokens`).

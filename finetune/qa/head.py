@@ -1,10 +1,11 @@
-"""The original QA head: start, start-conditioned end, answerability (spec §8.2).
+"""The original QA head: start, start-conditioned end, answerability.
 
-Under `task_specific/<task>/` (`finetune/qa/qa_tasks.py`, `get_prediction_module`):
-`dense` gives the start logits; in joint mode `qa_hidden` (2H → 512, GELU) and `dense_1`
-give end logits conditioned on a start (the gold start in training, each of the top
-`beam_size` starts at inference); `dense_2`/`dense_3` give the answerable logit, positive
-for "no answer". Logits, log-softmaxes, top-k and losses are float32 under every policy.
+Under `task_specific/<task>/` (the original's `finetune/qa/qa_tasks.py`,
+`get_prediction_module`): `dense` gives the start logits; in joint mode `qa_hidden` (2H →
+512, GELU) and `dense_1` give end logits conditioned on a start (the gold start in training,
+each of the top `beam_size` starts at inference); `dense_2`/`dense_3` give the answerable
+logit, positive for "no answer". Logits, log-softmaxes, top-k and losses are float32 under
+every policy.
 
 `qa_hidden(concat[start feature; h_t])` is computed as `start·W[:H] + h_t·W[H:] + b`: the
 same sum without materialising the original's [B, beam, S, 2H] concatenation, so the 2H×512
@@ -16,7 +17,7 @@ the compute dtype.
 import keras
 import tensorflow as tf
 
-from electra_tf.layers import activation
+from electra_tf.models.numerics import activation
 from finetune.heads import classification_losses
 
 # Added to the start/end logits outside the answer mask, times (answer_mask - 1).
@@ -38,7 +39,7 @@ def _dense(units, name, act=None, dtype="float32"):
 
 @keras.saving.register_keras_serializable(package="finetune")
 class QAHead(keras.layers.Layer):
-    """`task_specific/<task>/` QA head (spec §8.2). No dropout.
+    """`task_specific/<task>/` QA head. No dropout.
 
     Args:
         task_name: the task (`squad`, `squadv1`, MRQA names); features are `<task>_*`.
@@ -55,12 +56,15 @@ class QAHead(keras.layers.Layer):
         features: dict with int `input_mask`, `segment_ids` [B, S], `<task>_start_positions`,
             `<task>_end_positions`, `<task>_is_impossible` [B]; `<task>_eid` is passed on.
         training: teacher forcing with the gold start (joint mode) instead of the beam.
+        labels: False at inference without labels (see `infer`): no `<task>_*` labels
+            are read, and there is no loss.
     Returns:
         The original's outputs: `loss` [B] (per example), `start_logits` [B, S] (masked),
         `end_logits` [B, S] (zeros at inference in joint mode, as the original),
         `answerable_logit` [B], `start_positions`, `end_positions`, `start_top_log_probs`
         [B, beam], `start_top_index` [B, beam], `end_top_log_probs` and `end_top_index`
-        [B, beam, beam] (zeros where the mode does not compute them), and `eid`.
+        [B, beam, beam] (zeros where the mode does not compute them), and `eid`. Without
+        labels: no `loss`, `start_positions` or `end_positions`.
 
     Example:
     ```python
@@ -168,7 +172,14 @@ class QAHead(keras.layers.Layer):
             reprs = self.answerable_hidden(tf.concat([reprs, start_feature], -1))
         return tf.squeeze(self.answerable_dense(reprs), -1)
 
-    def call(self, encoder_outputs, features, training=False):
+    def infer(self, encoder_outputs, features):
+        """The inference outputs from `input_mask` and `segment_ids` alone (no labels, no
+        loss): what serving calls. See the class docstring."""
+        return self(encoder_outputs, features, training=False, labels=False)
+
+    def call(self, encoder_outputs, features, training=False, labels=True):
+        if training and not labels:
+            raise ValueError(f"QA head {self.task_name!r}: training needs the labels")
         sequence_output = encoder_outputs["sequence_output"]
         if len(sequence_output.shape) != 3:
             raise ValueError(f"QA head {self.task_name!r}: sequence_output must be "
@@ -177,8 +188,9 @@ class QAHead(keras.layers.Layer):
         if self.joint_prediction and seq_length is not None and seq_length < self.beam_size:
             raise ValueError(f"QA head {self.task_name!r}: beam_size {self.beam_size} is "
                              f"larger than the sequence length {seq_length}")
-        start_positions = self._feature(features, "start_positions")
-        end_positions = self._feature(features, "end_positions")
+        if labels:
+            start_positions = self._feature(features, "start_positions")
+            end_positions = self._feature(features, "end_positions")
         hidden = tf.cast(sequence_output, self.compute_dtype)
         hidden32 = tf.cast(sequence_output, "float32")
         batch_size = tf.shape(hidden)[0]
@@ -206,21 +218,23 @@ class QAHead(keras.layers.Layer):
                     tf.nn.log_softmax(beam_logits), k=beam)
                 end_logits = tf.zeros_like(start_logits)
 
-        losses = (classification_losses(start_logits, start_positions)
-                  + classification_losses(end_logits, end_positions)) / 2.0
         answerable_logit = tf.zeros([batch_size])
         if self.answerable_classifier:
             answerable_logit = self._answerable_logit(hidden32, start_logits)
-            is_impossible = tf.cast(self._feature(features, "is_impossible"), "float32")
-            losses += self.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=is_impossible, logits=answerable_logit)
-
         outputs = dict(
-            loss=losses, start_logits=start_logits, end_logits=end_logits,
-            answerable_logit=answerable_logit, start_positions=start_positions,
-            end_positions=end_positions, start_top_log_probs=start_top_log_probs,
+            start_logits=start_logits, end_logits=end_logits,
+            answerable_logit=answerable_logit, start_top_log_probs=start_top_log_probs,
             start_top_index=start_top_index, end_top_log_probs=end_top_log_probs,
             end_top_index=end_top_index)
+        if labels:
+            losses = (classification_losses(start_logits, start_positions)
+                      + classification_losses(end_logits, end_positions)) / 2.0
+            if self.answerable_classifier:
+                is_impossible = tf.cast(self._feature(features, "is_impossible"), "float32")
+                losses += self.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
+                    labels=is_impossible, logits=answerable_logit)
+            outputs.update(loss=losses, start_positions=start_positions,
+                           end_positions=end_positions)
         if f"{self.task_name}_eid" in features:
             outputs["eid"] = features[f"{self.task_name}_eid"]
         return outputs

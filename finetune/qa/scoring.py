@@ -1,4 +1,4 @@
-"""The official SQuAD v1.1, SQuAD v2.0 and MRQA answer scoring (spec §8.6).
+"""The official SQuAD v1.1, SQuAD v2.0 and MRQA answer scoring.
 
 Our own statement of the scripts the original runs: `evaluate-v1.1.py`
 (`finetune/qa/squad_official_eval_v1.py`), `evaluate-v2.0.py` (`squad_official_eval.py`)

@@ -1,12 +1,15 @@
-"""The fine-tuning tasks by name (spec §8.1): GLUE classification/regression and chunking."""
+"""The fine-tuning tasks by name: GLUE classification/regression, chunking and QA.
 
-from finetune.tasks.base import Example, Task, truncate_seq_pair  # noqa: F401
-from finetune.tasks.glue import (  # noqa: F401
-    MNLI, MRPC, QNLI, QQP, RTE, SST, STS, ClassificationTask, CoLA, RegressionTask, read_tsv,
-    tfds_examples)
-from finetune.tasks.tagging import Chunking, TaggingTask  # noqa: F401
+`Example` (one GLUE or tagging example) and `tfds_examples` (GLUE from tensorflow-datasets)
+are re-exported for users; the task classes are in `base`, `glue`, `tagging` and `qa`.
+"""
 
-# QA tasks live in `finetune.tasks.qa` (imported on first use: it pulls in the QA head).
+from finetune.tasks.base import Example  # noqa: F401
+from finetune.tasks.glue import MNLI, MRPC, QNLI, QQP, RTE, SST, STS, CoLA
+from finetune.tasks.glue import tfds_examples  # noqa: F401
+from finetune.tasks.tagging import Chunking
+
+# QA tasks live in `finetune.tasks.qa` (imported on first use).
 QA_TASKS = {"squad": "SQuAD", "squadv1": "SQuADv1", "newsqa": "NewsQA",
             "naturalqs": "NaturalQuestions", "triviaqa": "TriviaQA", "searchqa": "SearchQA"}
 

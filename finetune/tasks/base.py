@@ -1,4 +1,4 @@
-"""The task abstraction: examples in, fixed-length features out (spec §8.1, §8.3)."""
+"""The task abstraction: examples in, fixed-length features out."""
 
 import dataclasses
 import os
@@ -54,7 +54,7 @@ class Task:
 
     def feature_specs(self):
         """{feature name: (shape without the batch dimension, NumPy dtype)} of this task's
-        own features (spec §8.4); every record carries those of every task."""
+        own features; every record carries those of every task."""
         raise NotImplementedError
 
     def build_head(self):

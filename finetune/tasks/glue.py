@@ -1,4 +1,4 @@
-"""GLUE tasks read from the original TSV files (spec §8.1), or from tensorflow-datasets.
+"""GLUE tasks read from the original TSV files, or from tensorflow-datasets.
 
 TSV rules, as the original: `csv.reader` with a tab delimiter and *no* quote character,
 the header skipped per task and split, `eid` = row index minus the skipped header, dummy
@@ -43,7 +43,7 @@ class ClassificationTask(Task):
         self.label_list = list(label_list)
         self.num_labels = len(self.label_list)
 
-    def _dummy_label(self):
+    def dummy_label(self):
         return self.label_list[0]
 
     def _parse_label(self, value):
@@ -71,7 +71,7 @@ class ClassificationTask(Task):
                 text_a = line[text_a_loc]
                 text_b = None if text_b_loc is None else line[text_b_loc]
                 if "test" in split or "diagnostic" in split:
-                    label = self._dummy_label()
+                    label = self.dummy_label()
                 else:
                     label = self._parse_label(line[label_loc])
             except (IndexError, ValueError) as e:
@@ -134,7 +134,7 @@ class RegressionTask(ClassificationTask):
         self.num_labels = 1
         self.min_value, self.max_value = min_value, max_value
 
-    def _dummy_label(self):
+    def dummy_label(self):
         return 0.0
 
     def _parse_label(self, value):
@@ -281,7 +281,7 @@ def tfds_examples(task, split, data_dir=None):
         texts = [record[k].decode("utf-8") for k in text_keys]
         label = record["label"]
         if "test" in split or "diagnostic" in split or label < 0:
-            label = task._dummy_label()
+            label = task.dummy_label()
         elif task.task_type == "regression":
             label = float(label)
         else:

@@ -1,6 +1,5 @@
-"""Tagging tasks: CoNLL chunking with BIOES labels (spec §8.1, §8.3)."""
+"""Tagging tasks: CoNLL chunking with BIOES labels."""
 
-import json
 import os
 
 import numpy as np
@@ -82,11 +81,6 @@ class TaggingTask(Task):
     @property
     def num_labels(self):
         return len(self.label_mapping)
-
-    def save_label_mapping(self, path):
-        """Writes the label map as JSON (the original pickled it)."""
-        with tf.io.gfile.GFile(path, "w") as f:
-            json.dump(self.label_mapping, f, indent=1, sort_keys=True)
 
     def get_examples(self, split):
         mapping = self.label_mapping

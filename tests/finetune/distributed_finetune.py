@@ -24,11 +24,11 @@ HPARAMS = {"init_checkpoint": None, "vocab_size": 1024, "embedding_size": 32,
 
 
 def run(name, data_dir, strategy):
-    from finetune import run_finetuning
+    from finetune import trials
     from finetune.config import FinetuningConfig
 
     config = FinetuningConfig(name, data_dir, **HPARAMS)
-    results = run_finetuning.run_finetuning(config, strategy)
+    results = trials.run_finetuning(config, strategy)
     # Every worker holds the same weights; only the chief wrote the model directory.
     weights = {m_name: m.variable.numpy().reshape(m.original_shape).tolist()
                for m_name, m in LAST_MODEL[0].original_variables().items()}
@@ -43,15 +43,15 @@ def main(mode, data_dir, out):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from finetune import run_finetuning
+    from finetune import trials
 
-    load_or_train = run_finetuning.load_or_train
+    load_or_train = trials.load_or_train
 
     def keep(*args, **kwargs):  # remember the trained model to report its weights
         LAST_MODEL[:] = [load_or_train(*args, **kwargs)]
         return LAST_MODEL[0]
 
-    run_finetuning.load_or_train = keep
+    trials.load_or_train = keep
     if mode == "mirrored":
         report = {name: run(name, data_dir, strategy) for name, strategy in (
             ("one", tf.distribute.get_strategy()),

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from finetune import run_finetuning, synthetic
+from finetune import synthetic, trials
 from finetune.config import FinetuningConfig
 from finetune.qa import scoring
 from tests.conftest import FIXTURES
@@ -47,7 +47,7 @@ def test_generated_contexts_need_several_windows(data_dir):
 
 def test_squad_v1(data_dir):
     config = FinetuningConfig("random", str(data_dir), task_names=["squadv1"], **TINY)
-    results = run_finetuning.run_finetuning(config)[0]["squadv1"]
+    results = trials.run_finetuning(config)[0]["squadv1"]
     dataset = dev_set(data_dir, "squadv1")
     first_word = {qa["id"]: p["context"].split()[0]
                   for p in dataset[0]["paragraphs"] for qa in p["qas"]}
@@ -61,7 +61,7 @@ def test_squad_v1(data_dir):
 def test_squad_v2_with_unanswerable_questions(data_dir):
     config = FinetuningConfig("random", str(data_dir), task_names=["squad"],
                               write_test_outputs=True, **TINY)
-    results = run_finetuning.run_finetuning(config)[0]["squad"]
+    results = trials.run_finetuning(config)[0]["squad"]
     dataset = dev_set(data_dir, "squad")
     no_answer = {qa["id"]: "" for p in dataset[0]["paragraphs"] for qa in p["qas"]}
     baseline = scoring.squad_v2(dataset, no_answer)

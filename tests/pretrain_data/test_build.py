@@ -225,3 +225,12 @@ def test_existing_shards_are_never_deleted(tmp_path):
         build.build_pretraining_dataset(str(corpus), VOCAB, str(out), num_out_files=3,
                                         overwrite=True, progress=False)
     assert len(os.listdir(out)) == 2
+
+
+def test_an_unprepared_tfds_dataset_is_one_clear_error(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(sources.CorpusError, match=r"^tfds dataset imdb_reviews \(split train, "
+                                                  r"data_dir .*empty\) cannot be loaded"):
+        build.build_from_tfds("imdb_reviews", "train", "text", VOCAB, str(tmp_path / "out"),
+                              data_dir=str(tmp_path / "empty"), num_out_files=1,
+                              progress=False)

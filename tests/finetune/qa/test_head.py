@@ -1,5 +1,6 @@
 """The QA head: the original fine-tuned SQuAD 2.0 checkpoint, and a NumPy transcription of
-spec §8.2 for the training path and the variants the fixture does not cover."""
+the original head (written from its description) for the training path and the variants the
+fixture does not cover."""
 
 import json
 import math
@@ -9,14 +10,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import checkpoints, modeling
-from finetune import heads
+from electra_tf import checkpoints
+from electra_tf.models import Encoder
+from finetune import model as model_lib
+from finetune import weights
 from finetune.config import FinetuningConfig
 from finetune.qa.head import QAHead
 from tests.conftest import FIXTURES
 
 SQUAD = FIXTURES / "original-tiny-squad"
-# Variant -> {original name: shape} for H=8, hidden_size_qa=16 (spec §8.2).
+# Variant -> {original name: shape} for H=8, hidden_size_qa=16.
 H, QA = 8, 16
 VARIANTS = {
     "joint": (dict(), {"dense": [H, 1], "qa_hidden": [2 * H, QA], "dense_1": [QA, 1],
@@ -60,7 +63,7 @@ def np_top_k(x, k):
 
 def reference(w, f, joint=True, answerable_classifier=True, uses_start=True, weight=0.5,
               beam=4, training=False):
-    """Spec §8.2 in float64, written from the spec's words, one example at a time."""
+    """The original head in float64, written from its description, one example at a time."""
     hidden = f["sequence_output"].astype(np.float64)
     B, S, _ = hidden.shape
     mask = f["input_mask"] * f["segment_ids"] + np.eye(S)[0]
@@ -171,9 +174,9 @@ def squad_run():
     config = FinetuningConfig("tiny", "/nonexistent", **kwargs)
     prefix = str(SQUAD / "ckpt" / "model.ckpt")
     values = checkpoints.read_checkpoint(prefix)
-    encoder = modeling.Encoder.from_bert_config(config.bert_config(),
-                                                embedding_size=config.embedding_size)
-    heads.load_encoder_weights(values, encoder, prefix)
+    encoder = Encoder.from_bert_config(config.bert_config(),
+                                       embedding_size=config.embedding_size)
+    weights.load_encoder_weights(values, encoder, prefix)
     inputs = dict(np.load(SQUAD / "inputs.npz"))
     encoder_outputs = encoder({k: inputs[k] for k in ("input_ids", "input_mask",
                                                       "segment_ids")})
@@ -194,7 +197,7 @@ def test_original_squad_checkpoint_is_reproduced(squad_run):
     np.testing.assert_allclose(ours["answerable_logit"], expected["squad.answerable_logit"],
                                atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(ours["loss"], expected["squad.loss"], atol=1e-5, rtol=1e-5)
-    total = heads.combine_losses([outputs["loss"]], inputs["task_id"])
+    total = model_lib.combine_losses([outputs["loss"]], inputs["task_id"])
     np.testing.assert_allclose(float(total), expected["loss"], atol=1e-5, rtol=1e-5)
     assert_logits_close(ours["start_logits"], expected["squad.start_logits"], mask)
     # Eval mode: the original zeroes the end logits, so its loss holds log(S)/2.
@@ -273,6 +276,23 @@ def test_training_path_uses_the_gold_start_and_masks():
         k = list(beam["start_top_index"][b]).index(f["squad_start_positions"][b])
         top = np.sort(tf.nn.log_softmax(ours["end_logits"][b]).numpy())[::-1][:4]
         np.testing.assert_allclose(beam["end_top_log_probs"][b, k], top, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["joint", "independent", "no_classifier"])
+def test_infer_needs_no_labels(variant):
+    """`infer` (what serving calls) reads no labels and equals the eval-mode call."""
+    head, _ = random_head(**VARIANTS[variant][0])
+    f = random_features()
+    labelled = run(head, f, training=False)
+    encoder_outputs = {"sequence_output": tf.constant(f["sequence_output"])}
+    unlabelled = {k: f[k] for k in ("input_mask", "segment_ids")}
+    out = head.infer(encoder_outputs, unlabelled)
+    assert sorted(out) == sorted(set(labelled) - {"loss", "start_positions", "end_positions",
+                                                  "eid"})
+    for key, value in out.items():
+        np.testing.assert_array_equal(value, labelled[key], err_msg=key)
+    with pytest.raises(ValueError, match="training needs the labels"):
+        head(encoder_outputs, unlabelled, training=True, labels=False)
 
 
 def test_loss_by_hand_is_impossible_and_weight():

@@ -9,7 +9,7 @@ import pytest
 from finetune import tasks
 from finetune.config import FinetuningConfig
 from finetune.qa import decoding
-from finetune.tasks import qa
+from finetune.tasks import qa, qa_examples, qa_windows
 from pretrain_data.tokenization import FullTokenizer
 from tests.conftest import FIXTURES
 
@@ -55,18 +55,18 @@ def qa_entry(qid, question, context, answer, key="id", is_impossible=None, offse
 
 
 def test_split_doc():
-    tokens, offsets = qa.split_doc(" The  cat\tsat\u202fon\n\u00a0mat.")
+    tokens, offsets = qa_examples.split_doc(" The  cat\tsat\u202fon\n\u00a0mat.")
     assert tokens == ["The", "cat", "sat", "on", "\u00a0mat."]  # NBSP is not a separator
     assert offsets == [-1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 4]
 
 
 def test_doc_spans_and_max_context():
-    spans = qa.doc_spans(10, 5, 2)
+    spans = qa_windows.doc_spans(10, 5, 2)
     assert spans == [(0, 5), (2, 5), (4, 5), (6, 4)]
     # By hand: score min(left, right) + 0.01·length, first window on ties (p3, p5).
-    assert qa.max_context_spans(spans, 10).tolist() == [0, 0, 0, 0, 1, 1, 2, 2, 3, 3]
-    assert qa.doc_spans(10, 4, 128) == [(0, 4), (4, 4), (8, 2)]  # stride > window
-    assert qa.doc_spans(3, 5, 2) == [(0, 3)] and qa.doc_spans(0, 5, 2) == []
+    assert qa_windows.max_context_spans(spans, 10).tolist() == [0, 0, 0, 0, 1, 1, 2, 2, 3, 3]
+    assert qa_windows.doc_spans(10, 4, 128) == [(0, 4), (4, 4), (8, 2)]  # stride > window
+    assert qa_windows.doc_spans(3, 5, 2) == [(0, 3)] and qa_windows.doc_spans(0, 5, 2) == []
 
 
 def test_max_context_matches_the_per_token_rule():
@@ -74,7 +74,7 @@ def test_max_context_matches_the_per_token_rule():
     rng = random.Random(1)
     for _ in range(200):
         n, window, stride = rng.randint(1, 60), rng.randint(1, 20), rng.randint(1, 25)
-        spans = qa.doc_spans(n, window, stride)
+        spans = qa_windows.doc_spans(n, window, stride)
         assert spans[0][0] == 0 and sum(spans[-1]) == n
         expected = []
         for position in range(n):
@@ -85,7 +85,7 @@ def test_max_context_matches_the_per_token_rule():
                     if best_score is None or score > best_score:
                         best_score, best = score, index
             expected.append(best)
-        assert qa.max_context_spans(spans, n).tolist() == expected
+        assert qa_windows.max_context_spans(spans, n).tolist() == expected
 
 
 def test_windows_layout_labels_and_eids(tokenizer):
@@ -125,7 +125,7 @@ def test_windows_layout_labels_and_eids(tokenizer):
 
 def test_query_truncation_and_no_room(tokenizer):
     task = make(tokenizer, "squad", max_seq_length=12, max_query_length=2)
-    examples = [qa.QAExample(0, "squad", "q", "the of and in to", ["was", "he"])]
+    examples = [qa_examples.QAExample(0, "squad", "q", "the of and in to", ["was", "he"])]
     window, = task.windows(examples, is_training=False)
     assert window.input_ids[:4] == tokenizer.convert_tokens_to_ids(
         ["[CLS]", "the", "of", "[SEP]"])

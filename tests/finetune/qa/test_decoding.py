@@ -9,6 +9,8 @@ import pytest
 from finetune.config import FinetuningConfig
 from finetune.qa import decoding
 from finetune.tasks import qa
+from finetune.tasks.qa_examples import QAExample
+from finetune.tasks.qa_windows import QAWindow
 from pretrain_data.tokenization import FullTokenizer
 from tests.conftest import FIXTURES
 
@@ -25,7 +27,7 @@ PIECE_WORD = [0, 1, 2, 3, 4, 5, 5, 5]
 def window(eid, start, length, max_context, example_index=0):
     """A `QAWindow` over PIECES[start:start + length]; `max_context`: its doc flags."""
     prefix = ["[CLS]", "where", "[SEP]"]
-    return qa.QAWindow(
+    return QAWindow(
         eid=eid, example_index=example_index, doc_span_index=eid % 1000,
         input_ids=[ID[t] for t in prefix + PIECES[start:start + length] + ["[SEP]"]],
         segment_ids=[0] * 3 + [1] * (length + 1),
@@ -103,7 +105,7 @@ def test_get_final_text():
 
 
 def example(eid=0, qas_id="q"):
-    return qa.QAExample(eid, "squad", qas_id, "where", DOC)
+    return QAExample(eid, "squad", qas_id, "where", DOC)
 
 
 def test_best_window_n_best_and_null_odds():
@@ -188,10 +190,10 @@ def gold_outputs(task, examples, spans):
 
 def test_score_writes_files_and_v2_metrics(tmp_path, tokenizer):
     task = qa.SQuAD(config(data_dir=tmp_path), tokenizer)
-    examples = [qa.QAExample(0, "squad", "a", "who", "the of and in".split(),
+    examples = [QAExample(0, "squad", "a", "who", "the of and in".split(),
                              answers=["and in", "in"]),
-                qa.QAExample(1, "squad", "b", "who", "to was he".split(), answers=[]),
-                qa.QAExample(2, "squad", "c", "who", "is as for".split(), answers=["is"])]
+                QAExample(1, "squad", "b", "who", "to was he".split(), answers=[]),
+                QAExample(2, "squad", "c", "who", "is as for".split(), answers=["is"])]
     # a: right, answerable; b: no answer (odds −1 > −2.75); c: "as", wrong, answerable.
     outputs = gold_outputs(task, examples, [((2, 3), -5.0), ((0, 0), -1.0), ((1, 1), -3.0)])
     results = task.score(examples, outputs)
@@ -205,9 +207,9 @@ def test_score_writes_files_and_v2_metrics(tmp_path, tokenizer):
 
 
 def test_v1_and_mrqa_scores(tmp_path, tokenizer):
-    examples = [qa.QAExample(0, "x", "a", "who", "the of and".split(), qid="m0",
-                             answers=["of"]),
-                qa.QAExample(1, "x", "b", "who", "in to".split(), qid="m1", answers=["in"])]
+    examples = [QAExample(0, "x", "a", "who", "the of and".split(), qid="m0",
+                          answers=["of"]),
+                QAExample(1, "x", "b", "who", "in to".split(), qid="m1", answers=["in"])]
     spans = [((1, 1), 0.0), ((0, 1), 0.0)]  # "of" (right), "in to" (F1 2/3)
     for cls, key in ((qa.SQuADv1, "a"), (qa.NewsQA, "m0")):
         task = cls(config(data_dir=tmp_path, task_names=["squadv1", "newsqa"]), tokenizer)
@@ -219,7 +221,7 @@ def test_v1_and_mrqa_scores(tmp_path, tokenizer):
 
 
 def test_squad_v2_test_predictions_pair_with_test_examples(tmp_path, tokenizer):
-    """The test-set path (spec §8.7) decodes test outputs against the *test* examples."""
+    """The test-set path decodes test outputs against the *test* examples."""
     data = tmp_path / "finetuning_data" / "squad"
     data.mkdir(parents=True)
     for split, qid, context in (("dev", "dev-q", "the of"), ("test", "test-q", "and in to")):

@@ -2,9 +2,9 @@
 
 One randomly initialised model directory holding five tasks (MNLI: pair classification,
 SST: single-sentence classification, STS: regression, chunking: tagging, SQuAD 2.0: QA) is
-exported once. `tests/electra_tf/export_check.py` calls every signature in a fresh Python
-that imports only TensorFlow and tensorflow-text; here the results are compared with our
-Python featurisation (`task.featurize`), the Keras model, and the Python QA decoder
+exported once. `tests/electra_tf/serving/export_check.py` calls every signature in a fresh
+Python that imports only TensorFlow and tensorflow-text; here the results are compared with
+our Python featurisation (`task.featurize`), the Keras model, and the Python QA decoder
 (`finetune.qa.decoding`). Random weights give arbitrary answers, which the served graph
 must still decode exactly as the Python decoder does; a QA model trained a little checks the
 same against what `run_finetuning` itself decoded. Also: `.keras` files of fine-tuned
@@ -20,17 +20,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import export_saved_model as export_lib
-from finetune import heads, model_dir, run_finetuning, synthetic
+from electra_tf.serving import export as export_lib
+from finetune import model_dir, synthetic, trials
 from finetune import tasks as tasks_lib
 from finetune.config import FinetuningConfig
+from finetune.model import build_finetuning_model, dummy_features
 from finetune.qa import decoding
 from finetune.tasks import Example
-from finetune.tasks.qa import QAExample, split_doc
+from finetune.tasks.qa_examples import QAExample, split_doc
 from pretrain_data.tokenization import FullTokenizer
 from tests.conftest import FIXTURES
-from tests.electra_tf import export_check
-from tests.electra_tf.test_export import assert_recorded_ops, call_in_fresh_process
+from tests.electra_tf.serving import export_check
+from tests.electra_tf.serving.test_export import assert_recorded_ops, call_in_fresh_process
 
 S = 48
 TASKS = ["mnli", "sst", "sts", "chunk", "squad"]
@@ -70,7 +71,7 @@ def finetuned(tmp_path_factory):
     (chunk / "train.txt").write_text("the DT B-NP\ncat NN I-NP\nsat VBD B-VP\n. . O\n\n")
     config = FinetuningConfig("m", str(data_dir), task_names=TASKS, **TINY)
     tasks = tasks_lib.get_tasks(config, FullTokenizer(config.vocab_file))
-    model = heads.build_finetuning_model(config, tasks)
+    model = build_finetuning_model(config, tasks)
     directory = model_dir.save(str(data_dir / "ft_model_1"), config, model, tasks)
     return model_dir.load(directory)
 
@@ -140,7 +141,7 @@ def keras_outputs(finetuned, python_features):
     for name in ("mnli", "sst", "sts", "chunk", "squad", "squad_windows"):
         features = python_features[name]
         n = len(features["input_ids"])
-        full = {**heads.dummy_features(finetuned.tasks, n, S), **features}
+        full = {**dummy_features(finetuned.tasks, n, S), **features}
         out[name] = {k: np.asarray(v) for k, v in
                      finetuned.model(full, training=False)[name.split("_")[0]].items()}
     return out
@@ -228,7 +229,7 @@ def decode_in_python(finetuned, examples):
     task = finetuned.tasks[[t.name for t in finetuned.tasks].index("squad")]
     windows = task.windows(examples, is_training=False)
     features = task.featurize(examples, False)
-    full = {**heads.dummy_features(finetuned.tasks, len(features["input_ids"]), S), **features}
+    full = {**dummy_features(finetuned.tasks, len(features["input_ids"]), S), **features}
     outputs = {k: np.asarray(v) for k, v in finetuned.model(full, training=False)["squad"].items()}
     predictions = decoding.decode(examples, windows, outputs, finetuned.config, True,
                                   task.tokenizer.inv_vocab)
@@ -297,7 +298,7 @@ def test_qa_without_joint_prediction_or_answerable_classifier(finetuned, python_
                               answerable_classifier=False, **TINY)
     tasks = tasks_lib.get_tasks(config, FullTokenizer(config.vocab_file))
     directory = model_dir.save(str(tmp_path / "squad_model_1"), config,
-                               heads.build_finetuning_model(config, tasks), tasks)
+                               build_finetuning_model(config, tasks), tasks)
     variant = model_dir.load(directory)
     served = tf.saved_model.load(export_lib.export_saved_model(directory, str(tmp_path / "e")))
     questions, contexts = python_features["qa_inputs"]
@@ -319,7 +320,7 @@ def test_qa_trained_model_answers_as_the_python_pipeline(tmp_path):
     synthetic.write_squad_data(str(tmp_path), "squad", train=400, dev=40, seed=1, max_words=25)
     config = FinetuningConfig("random", str(tmp_path), task_names=["squad"], **dict(
         TINY, learning_rate=3e-3, layerwise_lr_decay=0.0, num_train_epochs=2.0))
-    assert run_finetuning.run_finetuning(config)[0]["squad"]["f1"] == 100.0
+    assert trials.run_finetuning(config)[0]["squad"]["f1"] == 100.0
     export = export_lib.export_saved_model(config.model_dir + "_1", str(tmp_path / "export"))
     paragraphs = json.loads((tmp_path / "finetuning_data" / "squad" / "dev.json").read_text(
         ))["data"][0]["paragraphs"]
@@ -347,7 +348,7 @@ def test_keras_file_round_trip(finetuned, python_features, keras_outputs, tmp_pa
     assert [t.name for t in restored.tasks] == TASKS
     for name in ("mnli", "chunk", "squad"):
         features = python_features[name]
-        full = {**heads.dummy_features(finetuned.tasks, len(features["input_ids"]), S),
+        full = {**dummy_features(finetuned.tasks, len(features["input_ids"]), S),
                 **features}
         out = restored(full, training=False)[name]
         key = "start_top_log_probs" if name == "squad" else "logits"

@@ -1,0 +1,86 @@
+"""The `ServingModule` of a fine-tuned model directory: one endpoint per task.
+
+Every task gets `<task>_text` (raw text) and `<task>_ids` (int32 features); `serving_default`
+is the first task's `<task>_text`. What each task type's text signature reads and returns:
+
+- classification: `text` (CoLA, SST) or `text_a`, `text_b` → `logits`, `probabilities`,
+  `label_id`, `label`;
+- regression: `text_a`, `text_b` → `prediction`, `score`;
+- tagging: `text`, whitespace-separated words → per token, and per word (`words`,
+  `word_label`, ...);
+- qa: `question`, `context` → the head's outputs, the decoded span and `answer_text`.
+The outputs are listed in `task_outputs` and `text`. The text signatures also return the
+features and their `tokens`.
+"""
+
+from electra_tf.serving.endpoints import Endpoint, TextSignature, pair_text, single_text
+from electra_tf.serving.module import ServingModule
+from electra_tf.serving.text_encoder import TextEncoder
+from finetune import model_dir as model_dir_lib
+from finetune.serving.task_outputs import (
+    classification_outputs, qa_outputs, regression_outputs, tagging_outputs)
+from finetune.serving.text import QAReader, WordTagger
+from pretrain_data import tokenization
+
+# GLUE tasks whose examples have one text; every other GLUE task reads a pair.
+SINGLE_SENTENCE_TASKS = ("cola", "sst")
+# The warm-up request of the tagging and QA text signatures (one list per input).
+WORDS_EXAMPLE = (["The quick brown fox jumps over the lazy dog ."],)
+QA_EXAMPLE = (["Who jumps over the dog?"], ["The quick brown fox jumps over the lazy dog."])
+
+
+def build_serving_module(model_dir, vocab_file=None):
+    """The `ServingModule` of a fine-tuned model directory (the `electra_tf.serving` entry
+    point "finetuned", named by the directory's `serving.json`).
+
+    Args:
+        model_dir: a directory written by `finetune.model_dir.save`.
+        vocab_file: default: the directory's own `vocab.txt`.
+    Returns:
+        A `ServingModule` with `<task>_text` and `<task>_ids` per task, in the config's
+        task order.
+    Raises:
+        ValueError: the vocabulary does not have the model's `vocab_size` tokens.
+    """
+    finetuned = model_dir_lib.load(model_dir)
+    config = finetuned.config
+    vocab_file = vocab_file or finetuned.vocab_file
+    tokenization.check_vocab(vocab_file, config.vocab_size)
+    text_encoder = TextEncoder(vocab_file, config.max_seq_length, config.do_lower_case)
+    return ServingModule(text_encoder, [task_endpoint(task, finetuned.model, text_encoder, config)
+                                        for task in finetuned.tasks])
+
+
+def task_endpoint(task, model, text_encoder, config):
+    """The endpoint of one task of a fine-tuned model.
+
+    Args:
+        task: a `finetune.tasks` task (`name`, `task_type`, `label_list` / `label_mapping`,
+            `min_value` / `max_value` for regression).
+        model: the `finetune.model.FinetuningModel` (`encoder`, `heads[task.name]`).
+        text_encoder: the export's `TextEncoder`.
+        config: the `FinetuningConfig` (QA: `max_query_length`, decoding fields).
+    Returns:
+        An `Endpoint` named after the task, with one text signature, `<task>_text`.
+    """
+    head, encoder = model.heads[task.name], model.encoder
+    if task.task_type == "classification":
+        read = single_text if task.name in SINGLE_SENTENCE_TASKS else pair_text
+        return Endpoint(task.name, classification_outputs(encoder, head, task.label_list),
+                        [read(text_encoder, suffix="text")], model)
+    if task.task_type == "regression":
+        return Endpoint(task.name, regression_outputs(encoder, head, task.min_value,
+                                                      task.max_value),
+                        [pair_text(text_encoder, suffix="text")], model)
+    if task.task_type == "tagging":
+        tags = model_dir_lib.label_names(task)
+        tagger = WordTagger(text_encoder, tags)
+        text = TextSignature("text", ("text",), tagger.encode, WORDS_EXAMPLE, tagger.finish)
+        return Endpoint(task.name, tagging_outputs(encoder, head, tags), [text], model)
+    if task.task_type == "qa":
+        reader = QAReader(text_encoder, config.max_query_length)
+        text = TextSignature("text", ("question", "context"), reader.encode, QA_EXAMPLE,
+                             reader.finish)
+        return Endpoint(task.name, qa_outputs(encoder, head, config, task.v2), [text], model)
+    raise ValueError(f"task {task.name}: cannot serve task_type {task.task_type!r} (expected "
+                     "classification, regression, tagging or qa)")

@@ -1,0 +1,108 @@
+"""A fine-tuning run: `num_trials` trials of train (or load) → evaluate → write, as the
+original `run_finetuning.py`.
+
+Under `MultiWorkerMirroredStrategy` every worker runs this; only the chief writes files.
+"""
+
+import os
+import random
+
+import keras
+import numpy as np
+
+from electra_common import files
+from electra_tf.training import distribute
+from finetune import model_dir as model_dir_lib
+from finetune import tasks as tasks_lib
+from finetune import outputs, records, trainer, weights
+from finetune.model import build_finetuning_model
+from pretrain_data.tokenization import FullTokenizer
+
+
+def run_finetuning(config, strategy=None):
+    """Runs `num_trials` train+eval trials.
+
+    Each trial trains into `<model_dir>_<trial>` (or reads the model there), scores "dev",
+    rewrites the results files with every trial so far, and with `write_test_outputs`
+    writes the test-set predictions.
+
+    Args:
+        config: a `FinetuningConfig`.
+        strategy: a `tf.distribute.Strategy`; by default the one `config.strategy` names.
+    Returns:
+        The list of per-trial results {task: {metric: value}}.
+    """
+    if config.precision != "float32":
+        distribute.set_precision(config.precision)
+    strategy = strategy or distribute.get_strategy(config)
+    distribute.check_batch_sizes(strategy, train_batch_size=config.train_batch_size,
+                                 eval_batch_size=config.eval_batch_size,
+                                 predict_batch_size=config.predict_batch_size)
+    chief = distribute.worker_info(strategy)[1] == 0
+    print(config)
+    tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+    tasks = tasks_lib.get_tasks(config, tokenizer)
+    all_results, trial = [], 1
+    while config.num_trials < 0 or trial <= config.num_trials:
+        seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2 ** 31)
+        keras.utils.set_random_seed(seed + trial)
+        model_dir = f"{config.model_dir}_{trial}"
+        with strategy.scope():
+            model = load_or_train(config, tasks, model_dir, seed + trial, strategy, chief)
+        if config.do_eval:
+            all_results.append(evaluate(config, model, tasks, strategy, chief))
+            if chief:
+                outputs.write_results(config, all_results)
+        if chief and config.write_test_outputs and trial <= config.n_writes_test:
+            outputs.write_test_outputs(config, model, tasks, trial, strategy)
+        if chief and not config.keep_all_models and trial > 1 and config.do_train:
+            previous = f"{config.model_dir}_{trial - 1}"
+            print(f"keep_all_models is false: deleting {previous}")
+            model_dir_lib.remove(previous)
+        trial += 1
+    if len(all_results) > 1:
+        for task, values in outputs.summarize(all_results).items():
+            print(f"{task} ({len(all_results)} trials): " + " - ".join(
+                f"{k}: {v['mean']:.2f} ± {v['std']:.2f}" for k, v in values.items()))
+    return all_results
+
+
+def evaluate(config, model, tasks, strategy, chief=True):
+    """Scores every task on "dev" and prints the metrics; {task: {metric: value}}."""
+    examples, features = records.featurize(config, tasks, "dev", write_cache=chief)
+    predictions = trainer.predict(model, features, config.eval_batch_size, strategy)
+    results = {t.name: t.score(examples[t.name],
+                               records.task_rows(predictions[t.name], features, i))
+               for i, t in enumerate(tasks)}
+    for task, values in results.items():
+        print(outputs.result_line(task, values))
+    return results
+
+
+def load_or_train(config, tasks, model_dir, seed, strategy, chief=True):
+    """Trains a model into `model_dir` (do_train; only the chief writes it), or reads the one
+    there, or else the original fine-tuned checkpoint `init_checkpoint` (the do_train=false
+    recipe of docs/finetuning.md)."""
+    if config.do_train:
+        if chief:
+            model_dir_lib.check_replaceable(model_dir)  # fail before training, not after
+        print(f"trial {model_dir.rsplit('_', 1)[-1]}: seed {seed}, training into {model_dir}")
+        model = build_finetuning_model(config, tasks, config.init_checkpoint)
+        _, features = records.featurize(config, tasks, "train", is_training=True,
+                                        write_cache=chief)
+        order = np.random.RandomState(seed).permutation(len(features["task_id"]))
+        features = records.pad_to_multiple({k: v[order] for k, v in features.items()},
+                                           config.train_batch_size, len(tasks))
+        # Padding records count towards the steps, as in the original.
+        optimizer = trainer.build_optimizer(
+            config, model, trainer.train_steps(config, len(features["task_id"])))
+        trainer.train(config, model, optimizer, features, seed, strategy)
+        if chief:
+            model_dir_lib.save(model_dir, config, model, tasks, optimizer)
+        return model
+    if files.exists(os.path.join(model_dir, model_dir_lib.WEIGHTS_FILE)):
+        model = build_finetuning_model(config, tasks)
+        model.load_weights(os.path.join(model_dir, model_dir_lib.WEIGHTS_FILE))
+        return model
+    return weights.load_finetuned_original(config.init_checkpoint,
+                                           build_finetuning_model(config, tasks))

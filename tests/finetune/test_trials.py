@@ -1,0 +1,123 @@
+"""Whole runs: the original tiny checkpoint fine-tuned on two tiny tasks, then scored; trials,
+model directories kept or replaced; one device, MirroredStrategy and two workers agree."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from finetune import model_dir
+from finetune.config import FinetuningConfig
+from finetune.trials import run_finetuning
+from tests.conftest import FIXTURES, REPO
+from tests.finetune.conftest import TINY, TINY_CHECKPOINT, write
+
+DISTRIBUTED = REPO / "tests" / "finetune" / "distributed_finetune.py"
+
+
+def test_two_tasks_from_the_original_tiny_checkpoint(data_dir):
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["rte", "sts"],
+                              write_test_outputs=True, init_checkpoint=TINY_CHECKPOINT, **TINY)
+    results = run_finetuning(config)
+    assert set(results[0]) == {"rte", "sts"}
+    assert set(results[0]["sts"]) == {"pearson", "spearman", "mse", "loss"}
+    assert 0 <= results[0]["rte"]["accuracy"] <= 100
+    saved = json.loads(open(config.results_json).read())
+    assert saved["trials"] == json.loads(json.dumps(results))
+    assert saved["summary"]["rte"]["accuracy"]["std"] == 0.0  # one trial
+    assert open(config.results_txt).read().startswith("rte: accuracy: ")
+    rte_tsv = (data_dir / "models/tiny/test_predictions/glue_1/RTE.tsv").read_text().split("\n")
+    assert rte_tsv[0] == "index\tprediction" and len(rte_tsv) == 8
+    assert rte_tsv[1].split("\t")[1] in ("entailment", "not_entailment")
+    sts = json.loads(open(config.test_predictions("sts", "test", 1)).read())
+    assert sorted(sts) == [str(i) for i in range(5)]
+    # Re-evaluating the saved model (do_train false) gives the same numbers.
+    again = run_finetuning(FinetuningConfig(
+        "tiny", str(data_dir), task_names=["rte", "sts"], do_train=False, **TINY))
+    np.testing.assert_allclose(again[0]["sts"]["loss"], results[0]["sts"]["loss"], rtol=1e-5)
+
+
+def test_keep_all_models_false_keeps_only_the_last(data_dir):
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["rte"], num_trials=2,
+                              keep_all_models=False, do_eval=False, **dict(
+                                  TINY, num_train_epochs=1.0, init_checkpoint=None))
+    run_finetuning(config)
+    assert not os.path.exists(config.model_dir + "_1")
+    assert os.path.exists(config.model_dir + "_2/" + model_dir.WEIGHTS_FILE)
+
+
+def test_foreign_files_in_a_model_dir_stop_the_run_before_training(data_dir):
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["rte"], do_eval=False,
+                              **dict(TINY, init_checkpoint=None))
+    os.makedirs(config.model_dir + "_1")
+    open(config.model_dir + "_1/notes.txt", "w").write("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        run_finetuning(config)
+    assert open(config.model_dir + "_1/notes.txt").read() == "mine"
+
+
+CHUNK = [f"{w} X {t}" for w, t in zip("the cat sat on a mat".split(),
+                                       "B-NP E-NP S-VP O B-NP E-NP".split())] + [""] + [
+    f"{w} X {t}" for w, t in zip("a dog ran".split(), "B-NP E-NP S-VP".split())] + [""] + [
+    "cats X S-NP", "sat X S-VP", ""] + ["dogs X S-NP", "ran X S-VP", ""]
+
+
+@pytest.fixture(scope="module")
+def distributed(tmp_path_factory):
+    """Chunking data, and the one-device vs MirroredStrategy report of a fresh process."""
+    path = tmp_path_factory.mktemp("distributed")
+    for split in ("train", "dev"):
+        write(path / "finetuning_data" / "chunk" / f"{split}.txt", CHUNK)
+    shutil.copy(FIXTURES / "vocab_tiny.txt", path / "vocab.txt")
+    out = path / "mirrored.json"
+    run = subprocess.run([sys.executable, str(DISTRIBUTED), "mirrored", str(path), str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return path, json.loads(out.read_text())
+
+
+def assert_same_run(a, b, atol=1e-5):
+    assert sorted(a["weights"]) == sorted(b["weights"])
+    for name in a["weights"]:
+        np.testing.assert_allclose(b["weights"][name], a["weights"][name], atol=atol,
+                                   err_msg=name)
+    for metric, value in a["results"][0]["chunk"].items():
+        np.testing.assert_allclose(b["results"][0]["chunk"][metric], value, atol=1e-4)
+
+
+def test_mirrored_strategy_equals_one_device(distributed):
+    _, report = distributed
+    assert report["mirrored"]["replicas"] == 2
+    assert_same_run(report["one"], report["mirrored"])
+
+
+def test_multi_worker_two_processes_equal_one_device(distributed, tmp_path):
+    path, report = distributed
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(
+            [sys.executable, str(DISTRIBUTED), "worker", str(path),
+             str(tmp_path / f"{index}.json")],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), "\n".join(o[-3000:] for o in outputs)
+    runs = [json.loads((tmp_path / f"{i}.json").read_text())["worker"] for i in range(2)]
+    assert runs[0]["replicas"] == 2
+    assert_same_run(report["one"], runs[0])
+    assert_same_run(runs[0], runs[1], atol=0)
+    models = path / "models" / "multi" / "finetuning_models"
+    assert (models / "chunk_model_1" / model_dir.WEIGHTS_FILE).exists()  # the chief's
+    assert sorted(p.name for p in models.iterdir()) == ["chunk_model_1"]
