@@ -1,6 +1,6 @@
 """Every pretraining hyperparameter of the original ELECTRA, its default, and their order.
 
-This is the one place where pretraining defaults live (documented in docs/pretraining.md).
+This is the one place where pretraining defaults live (documented in docs/configuration.md).
 `PretrainingConfig` reproduces `configure_pretraining.PretrainingConfig`,
 `get_bert_config` reproduces `util/training_utils.get_bert_config` (plus the debug-size
 override of `PretrainingModel`) and `get_generator_config` reproduces

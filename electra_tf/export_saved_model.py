@@ -6,7 +6,7 @@ DIR is a pretraining model directory (<data-dir>/models/<name>, from run_pretrai
 convert_checkpoint) or a fine-tuned one (a trial's .../finetuning_models/<tasks>_model_<n>).
 The export goes to EXPORT_BASE/<version>/, the layout TF Serving watches with
 --model_base_path=EXPORT_BASE; an existing version is never overwritten. The signatures
-of each kind of directory are listed in docs/serving.md.
+are listed in docs/serving.md (pretraining) and docs/finetuning.md (fine-tuned).
 """
 
 from absl import flags

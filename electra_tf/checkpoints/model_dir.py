@@ -12,7 +12,8 @@ import tensorflow as tf
 from electra_common import files
 from electra_tf import optimization
 from electra_tf.checkpoints.names import variable_map
-from electra_tf.checkpoints.original import OriginalCheckpoint, load_original, save_original
+from electra_tf.checkpoints.original import (
+    OriginalCheckpoint, infer_hparams, load_original, resolve_checkpoint, save_original)
 from electra_tf.config import PretrainingConfig
 from electra_tf.hparams import parse_hparams
 from electra_tf.models import build_models
@@ -111,7 +112,17 @@ def load_model_dir(model_dir):
 
 
 def convert_from_original(ckpt_prefix, output_dir, config=None):
-    """Original TF1 checkpoint -> our model directory. Returns the `OriginalCheckpoint`."""
+    """Original TF1 checkpoint -> our model directory. Returns the `OriginalCheckpoint`.
+
+    Args:
+        ckpt_prefix: the original checkpoint (a prefix, or a directory holding one).
+        output_dir: the new model directory (`<data_dir>/models/<name>` gives the config's
+            name and data directory).
+        config: a `PretrainingConfig`; default: inferred from the checkpoint's shapes.
+    """
+    if config is None:
+        shapes = dict(tf.train.list_variables(resolve_checkpoint(ckpt_prefix)))
+        config = config_for_dir(output_dir, infer_hparams(shapes))
     loaded = load_original(ckpt_prefix, config)
     save_model_dir(loaded.models, output_dir, loaded.global_step, loaded.optimizer_slots)
     return loaded

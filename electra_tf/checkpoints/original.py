@@ -86,13 +86,25 @@ def read_checkpoint(prefix):
 def infer_config(shapes, model_name="converted", data_dir="."):
     """A `PretrainingConfig` that reproduces the shapes of an original checkpoint.
 
+    Args:
+        shapes: dict original name -> shape.
+        model_name, data_dir: as `PretrainingConfig`.
+    Returns:
+        A `PretrainingConfig` with `infer_hparams(shapes)`.
+    """
+    return PretrainingConfig(model_name, data_dir, **infer_hparams(shapes))
+
+
+def infer_hparams(shapes):
+    """The hyperparameters that reproduce the shapes of an original checkpoint.
+
     The head count cannot be read from shapes; it is taken as max(1, H // 64), the
     original's own derivation (true for every released model). Pass a config otherwise.
 
     Args:
         shapes: dict original name -> shape.
     Returns:
-        A `PretrainingConfig`.
+        A dict of hyperparameters.
     """
     def need(name):
         if name not in shapes:
@@ -125,7 +137,7 @@ def infer_config(shapes, model_name="converted", data_dir="."):
             hparams["electra_objective"] = False
     else:  # discriminator (or encoder) only: no generator network
         hparams["uniform_generator"] = True
-    return PretrainingConfig(model_name, data_dir, **hparams)
+    return hparams
 
 
 def _has(shapes, prefix):
@@ -243,14 +255,20 @@ def save_mapped(mapping, ckpt_prefix, global_step=None, optimizer_slots=None):
     if tf.io.gfile.glob(ckpt_prefix + ".*"):
         raise FileExistsError(f"{ckpt_prefix}: a checkpoint with this prefix exists already")
     write_tensors(ckpt_prefix, tensors)
-    # Point the directory's `checkpoint` state file at it, keeping any earlier entries.
+    _point_state_file_at(ckpt_prefix)
+    return ckpt_prefix
+
+
+def _point_state_file_at(ckpt_prefix):
+    """Makes the directory's `checkpoint` state file (a `CheckpointState` text proto)
+    name `ckpt_prefix` as the latest, keeping the earlier entries."""
     out_dir = os.path.dirname(ckpt_prefix) or "."
     state = tf.train.get_checkpoint_state(out_dir)
-    earlier = list(state.all_model_checkpoint_paths) if state else []
-    tf.compat.v1.train.update_checkpoint_state(
-        out_dir, os.path.basename(ckpt_prefix),
-        earlier + [os.path.basename(ckpt_prefix)])
-    return ckpt_prefix
+    names = [os.path.basename(p) for p in (state.all_model_checkpoint_paths if state else [])]
+    names = list(dict.fromkeys(names + [os.path.basename(ckpt_prefix)]))
+    files.write_text(os.path.join(out_dir, "checkpoint"),
+                     f'model_checkpoint_path: "{names[-1]}"\n'
+                     + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names))
 
 
 def _state_tensors(global_step, optimizer_slots):

@@ -267,7 +267,10 @@ def train_or_eval(config, strategy=None, log=print):
         return trainer.train()
     if trainer.latest is None:
         raise FileNotFoundError(f"{config.model_dir}: no checkpoint to evaluate")
-    checkpoints.checkpoint_objects(trainer.models).read(trainer.latest).expect_partial()
+    # The optimizer too: its step is the evaluated checkpoint's `global_step`.
+    checkpoints.checkpoint_objects(trainer.models, trainer.optimizer).read(
+        trainer.latest).expect_partial()
+    log(f"Evaluating {trainer.latest} (step {trainer.step})")
     results = trainer.evaluate()
     log("\n".join(f"{k} = {v}" for k, v in sorted(results.items())))
     return results

@@ -286,3 +286,11 @@ def test_cli_both_directions(tiny_prefix, tiny_hparams, tmp_path):
     run = _cli("--from-original", tiny_prefix, "--config", '{"no_such_hparam": 1}',
                "--output", str(tmp_path / "y"))
     assert run.returncode != 0 and "Unknown hparam: no_such_hparam" in run.stderr
+
+
+def test_an_inferred_config_takes_its_paths_from_the_output_directory(tiny_prefix, tmp_path):
+    out = tmp_path / "data" / "models" / "tiny"
+    checkpoints.convert_from_original(tiny_prefix, str(out))
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model_name"] == "tiny" and saved["data_dir"] == str(tmp_path / "data")
+    assert saved["resolved"]["vocab_file"] == str(tmp_path / "data" / "vocab.txt")

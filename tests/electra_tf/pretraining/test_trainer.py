@@ -236,3 +236,10 @@ def test_gradient_accumulation_counts_updates(data_dir):
     assert tf.io.gfile.exists(str(data_dir / "models/accumulate/ckpt-4.index"))
     assert int(tf.train.load_variable(str(data_dir / "models/accumulate/original/model.ckpt-4"),
                                       "global_step")) == 4
+    lines = []
+    results = training.train_or_eval(PretrainingConfig("accumulate", str(data_dir), **tiny_hparams(
+        gradient_accumulation_steps=2, do_train=False, do_eval=True, num_eval_steps=1)),
+        log=lines.append)
+    assert results["global_step"] == 4  # the evaluated checkpoint's step, not 0
+    assert any(line.startswith("Evaluating ") and line.endswith("ckpt-4 (step 4)")
+               for line in lines)
