@@ -1,10 +1,11 @@
 """Files that are either whole or absent: the project's one atomic-write helper.
 
-Every writer goes through `atomic_path`: the content is written beside its target under a
-hidden temporary name (`.tmp-<target name>-<random>`), flushed to disk, and renamed into
-place. A reader sees the old content or the new, never half of it; a killed writer leaves
-only a `.tmp-*` entry, which `remove_leftovers` deletes. Local paths use the OS (with
-fsync); other paths (`gs://...`) use `tf.io.gfile`, imported only then.
+Every writer of the project goes through `atomic_path`: the content is written beside its
+target under a hidden temporary name (`.tmp-<target name>-<random>`), flushed to disk, and
+renamed into place. On a local disk a reader sees the old content or the new, never half of
+it; a killed writer leaves only a `.tmp-*` entry, which `remove_leftovers` deletes. Other
+paths (`gs://...`) go through `tf.io.gfile`, imported only then; there a directory rename
+copies object by object, so the guarantee holds per file only.
 """
 
 import contextlib
@@ -15,6 +16,9 @@ import uuid
 
 # The one temporary naming scheme: `<parent>/.tmp-<target name>-<8 hex digits>`.
 TMP_PREFIX = ".tmp-"
+# A directory being replaced is first moved to `.tmp-<name>-old-<8 hex digits>`: if the
+# writer dies before the new one is in place, `remove_leftovers` moves it back.
+_OLD = "-old-"
 
 
 def is_remote(path):
@@ -46,7 +50,7 @@ def remove(path):
         elif _gfile().exists(path):
             _gfile().remove(path)
     elif os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path)
     elif os.path.lexists(path):
         os.remove(path)
 
@@ -81,10 +85,10 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def temporary_path(target):
+def temporary_path(target, kind=""):
     """A fresh hidden name beside `target` (nothing is created)."""
     parent, name = os.path.split(str(target).rstrip("/"))
-    return os.path.join(parent, f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}")
+    return os.path.join(parent, f"{TMP_PREFIX}{name}{kind or '-'}{uuid.uuid4().hex[:8]}")
 
 
 def commit(source, target, overwrite=False):
@@ -105,7 +109,7 @@ def commit(source, target, overwrite=False):
         return
     _fsync_tree(source)
     if overwrite and os.path.isdir(target):
-        old = temporary_path(target)
+        old = temporary_path(target, _OLD)
         os.rename(target, old)
         os.rename(source, target)
         remove(old)
@@ -141,7 +145,10 @@ def atomic_path(target, overwrite=False):
         yield tmp
         commit(tmp, target, overwrite)
     finally:
-        remove(tmp)
+        try:
+            remove(tmp)
+        except OSError:  # cleaning up must not hide what went wrong in the block
+            pass
 
 
 def write_text(path, text, overwrite=True):
@@ -171,11 +178,12 @@ def read_json(path):
 
 
 def remove_leftovers(directory):
-    """Deletes what killed writers left in `directory` (`.tmp-*` entries).
+    """Cleans up after writers killed in `directory`: deletes their `.tmp-*` entries, and
+    moves back a directory that was being replaced when its new version never arrived.
 
     Call it only where no other process is writing into `directory` at the same time.
     Returns:
-        The names removed.
+        The names removed (or restored).
     """
     if not exists(directory):
         return []
@@ -183,5 +191,10 @@ def remove_leftovers(directory):
              else os.listdir(directory))
     leftovers = sorted(n.rstrip("/") for n in names if n.startswith(TMP_PREFIX))
     for name in leftovers:
-        remove(os.path.join(directory, name))
+        path = os.path.join(directory, name)
+        original = name[len(TMP_PREFIX):].rsplit(_OLD, 1)[0] if _OLD in name else None
+        if original and not exists(os.path.join(directory, original)):
+            os.rename(path, os.path.join(directory, original))
+        else:
+            remove(path)
     return leftovers

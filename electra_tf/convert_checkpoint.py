@@ -35,13 +35,7 @@ def main(args):
         return
     config = checkpoints.config_for_dir(args.output, args.config) if args.config else None
     loaded = checkpoints.convert_from_original(args.from_original, args.output, config)
-    for name in loaded.ignored:
-        print(f"ignored (not part of the pretraining models): {name}")
-    print(f"read {checkpoints.resolve_checkpoint(args.from_original)}: "
-          f"generator={'yes' if loaded.generator is not None else 'no'}, "
-          f"discriminator={'yes' if loaded.discriminator is not None else 'no'}, "
-          f"global_step={loaded.global_step}, "
-          f"Adam slots for {len(loaded.optimizer_slots)} variables")
+    print(f"read {checkpoints.resolve_checkpoint(args.from_original)}: {loaded.summary()}")
     print(f"wrote {args.output}")
 
 

@@ -52,14 +52,18 @@ def write_results(config, all_results):
     per task and trial (`result_line`), then one summary line per task,
     `task (N trials): k: mean M median M std S - ...`.
     """
-    summary = summarize(all_results)
     lines = [result_line(task, values) for trial_results in all_results
              for task, values in trial_results.items()]
-    lines += [f"{task} ({len(all_results)} trials): " + " - ".join(
-        f"{k}: mean {v['mean']:.2f} median {v['median']:.2f} std {v['std']:.2f}"
-        for k, v in values.items()) for task, values in summary.items()]
     results_lib.write_results(config.results_json, config.results_txt,
-                              {"trials": all_results, "summary": summary}, "\n".join(lines))
+                              {"trials": all_results, "summary": summarize(all_results)},
+                              "\n".join(lines + summary_lines(all_results)))
+
+
+def summary_lines(all_results):
+    """One line per task: `task (N trials): k: mean M median M std S - ...`."""
+    return [f"{task} ({len(all_results)} trials): " + " - ".join(
+        f"{k}: mean {v['mean']:.2f} median {v['median']:.2f} std {v['std']:.2f}"
+        for k, v in values.items()) for task, values in summarize(all_results).items()]
 
 
 def write_test_outputs(config, model, tasks, trial, strategy):

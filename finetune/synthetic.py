@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from electra_common import files
+
 FILLER = ("the of and in to was he is as for on with that it his by at from her she you had "
           "an were but be this are not my they one which or have him me").split()
 POSITIVE = ("good great best love won free".split())
@@ -53,9 +55,7 @@ def sts_rows(n, rng):
 
 
 def _write(path, lines):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    files.write_text(path, "\n".join(lines) + "\n")
 
 
 def write_sst(task_dir, sizes, rng):

@@ -104,8 +104,7 @@ def predict(model, features, batch_size, strategy):
     def step(batch):
         out = strategy.run(lambda b: {k: v for k, v in model(b, training=False).items()
                                       if k in keys}, args=(batch,))
-        return tf.nest.map_structure(
-            lambda v: tf.concat(strategy.experimental_local_results(v), 0), out)
+        return tf.nest.map_structure(lambda v: distribute.local_concat(strategy, v), out)
 
     outputs = {}
     for batch in distributed:

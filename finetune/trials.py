@@ -16,6 +16,7 @@ from finetune import model_dir as model_dir_lib
 from finetune import tasks as tasks_lib
 from finetune import outputs, records, trainer, weights
 from finetune.model import build_finetuning_model
+from pretrain_data import tokenization
 from pretrain_data.tokenization import FullTokenizer
 
 
@@ -32,14 +33,18 @@ def run_finetuning(config, strategy=None):
     Returns:
         The list of per-trial results {task: {metric: value}}.
     """
-    if config.precision != "float32":
-        distribute.set_precision(config.precision)
+    with distribute.precision(config.precision):  # the heads follow the global policy
+        return _run_trials(config, strategy)
+
+
+def _run_trials(config, strategy):
     strategy = strategy or distribute.get_strategy(config)
     distribute.check_batch_sizes(strategy, train_batch_size=config.train_batch_size,
                                  eval_batch_size=config.eval_batch_size,
                                  predict_batch_size=config.predict_batch_size)
     chief = distribute.worker_info(strategy)[1] == 0
     print(config)
+    tokenization.check_vocab(config.vocab_file, config.vocab_size)
     tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
     tasks = tasks_lib.get_tasks(config, tokenizer)
     all_results, trial = [], 1
@@ -61,9 +66,7 @@ def run_finetuning(config, strategy=None):
             model_dir_lib.remove(previous)
         trial += 1
     if len(all_results) > 1:
-        for task, values in outputs.summarize(all_results).items():
-            print(f"{task} ({len(all_results)} trials): " + " - ".join(
-                f"{k}: {v['mean']:.2f} ± {v['std']:.2f}" for k, v in values.items()))
+        print("\n".join(outputs.summary_lines(all_results)))
     return all_results
 
 

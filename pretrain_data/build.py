@@ -175,7 +175,9 @@ def _prepare_output_dir(output_dir, num_out_files, overwrite):
         tf.io.gfile.makedirs(output_dir)
     except (tf.errors.OpError, OSError) as e:
         raise PermissionError("Cannot create output directory %s: %s" % (output_dir, e)) from None
-    probe = os.path.join(output_dir, ".write_test-%d" % os.getpid())
+    # What killed builds left (hidden `.tmp-*` shards): never part of the data.
+    files.remove_leftovers(output_dir)
+    probe = files.temporary_path(os.path.join(output_dir, "write-test"))
     try:
         with tf.io.gfile.GFile(probe, "w") as f:
             f.write("")

@@ -10,7 +10,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-# The tolerances of the fixtures assume float32 without TF32 (fixtures README §6).
+# The fixtures were recorded in float32 without TF32, and their tolerances assume it.
 tf.config.experimental.enable_tensor_float_32_execution(False)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"

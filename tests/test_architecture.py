@@ -2,6 +2,7 @@
 of other libraries, thin command lines, and references that resolve inside the repository."""
 
 import ast
+import importlib
 import os
 import re
 import subprocess
@@ -137,6 +138,18 @@ def test_the_private_attribute_check_sees_them(tmp_path):
         "layer._intermediate_dense", "keras.src._h"]
 
 
+def test_serving_entry_points_exist_above_the_core():
+    """The builders the core finds through the `electra_tf.serving` entry point group:
+    each importable, and defined above `electra_tf` (a layer that may import the core)."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        group = tomllib.load(f)["project"]["entry-points"]["electra_tf.serving"]
+    assert group
+    for name, target in group.items():
+        module, _, function = target.partition(":")
+        assert LAYERS.index(module.split(".")[0]) > LAYERS.index("electra_tf"), name
+        assert callable(getattr(importlib.import_module(module), function)), name
+
+
 def commands():
     """The console scripts of pyproject.toml: {script name: module}."""
     with open(REPO / "pyproject.toml", "rb") as f:
@@ -167,8 +180,8 @@ def test_every_command_answers_help_without_tensorflow(module):
 
 
 def shipped_text_files():
-    """What users get: the packages, configs, docs, README, benches (tests are ours)."""
-    for top in LAYERS + ("configs", "docs", "bench"):
+    """What users get with a clone: packages, configs, docs, README, benches, tests."""
+    for top in LAYERS + ("configs", "docs", "bench", "tests"):
         for root, _, names in os.walk(REPO / top):
             for name in names:
                 if name.endswith((".py", ".md", ".json", ".toml", ".txt")):
@@ -178,16 +191,24 @@ def shipped_text_files():
 
 
 def test_references_resolve_inside_the_repository():
-    """No pointer to the unshipped spec (`spec §…`, `caveat C…`, `../shared`), and every
-    `docs/*.md` named anywhere exists."""
+    """No pointer to the unshipped spec (`spec §…`, `caveat C…`, `../shared`); every
+    `docs/*.md` named anywhere exists, and every relative Markdown link resolves."""
     bad, missing = [], []
     for path in shipped_text_files():
+        if path == __file__:  # the patterns themselves
+            continue
         text = open(path, encoding="utf-8").read()
         relative = os.path.relpath(path, REPO)
         for pattern in (r"spec §", r"\bcaveats? C\d", r"\.\./shared", r"fixtures README"):
             bad += [f"{relative}: {m.group(0)}" for m in re.finditer(pattern, text)]
         missing += [f"{relative}: {m.group(0)}" for m in re.finditer(r"docs/[\w-]+\.md", text)
                     if not (REPO / m.group(0)).exists()]
+        if path.endswith(".md"):
+            prose = re.sub(r"```.*?```|`[^`\n]*`", "", text, flags=re.S)  # not code
+            for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", prose):
+                if "://" not in link and not os.path.exists(
+                        os.path.join(os.path.dirname(path), link)):
+                    missing.append(f"{relative}: ({link})")
     assert not bad, "references to documents users do not have:\n" + "\n".join(bad)
     assert not missing, "references to missing docs:\n" + "\n".join(missing)
 

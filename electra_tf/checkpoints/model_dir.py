@@ -1,8 +1,10 @@
 """Our model directory: `config.json`, `components.json` and TF2 checkpoints `ckpt-<step>`.
 
-The same layout the trainer writes and resumes from: the checkpoint holds the models, the
-optimizer and, when written by training, the data iterator and RNG state. `original/`
-holds the original TF1 layout of the final step.
+The same layout the trainer writes and resumes from. A checkpoint holds the model weights
+and the optimizer's slots keyed by their *original* variable names (so it depends neither
+on Keras' internal object graph nor on the order of variables), the step, and, when written
+by training, the data iterator and RNG state. `original/` holds the original TF1 layout of
+the final step.
 """
 
 import os
@@ -20,35 +22,65 @@ from electra_tf.models import build_models
 
 CONFIG_FILE = "config.json"
 COMPONENTS_FILE = "components.json"
+# The layout of `ckpt-<step>`: 2 = weights and slots keyed by original names. Directories
+# of earlier versions (Keras' object graph) cannot be read; their `original/` checkpoint can.
+CHECKPOINT_FORMAT = 2
 
 
 def checkpoint_objects(models, optimizer=None, **extra):
     """The `tf.train.Checkpoint` of a model directory; `extra` adds training state."""
-    parts = {"encoder": models.encoder}
-    if models.generator is not None:
-        parts["generator"] = models.generator
-    if models.discriminator is not None:
-        parts["discriminator"] = models.discriminator
-    if optimizer is not None:
-        parts["optimizer"] = optimizer
-    return tf.train.Checkpoint(**parts, **extra)
+    weights = {name: m.variable for name, m in variable_map(models).items()}
+    parts = {"optimizer": optimizer} if optimizer is not None else {}
+    return tf.train.Checkpoint(weights=weights, **parts, **extra)
+
+
+def read_weights(models, path):
+    """Reads every model weight of `models` from the checkpoint `path`, or raises.
+
+    Raises:
+        ValueError: the checkpoint lacks some of them (another model, or another version
+            of electra-tf); nothing is half loaded silently.
+    """
+    weights = {name: m.variable for name, m in variable_map(models).items()}
+    try:
+        tf.train.Checkpoint(weights=weights).read(path).assert_existing_objects_matched()
+    except AssertionError:
+        raise ValueError(f"{path}: does not hold this model's weights under their original "
+                         "names (written for another configuration, or by an older "
+                         "electra-tf); convert the directory's original/model.ckpt-<step> "
+                         "with python -m electra_tf.convert_checkpoint") from None
 
 
 def write_model_dir_files(config, models, directory):
-    """Writes `config.json` and `components.json` (which networks exist)."""
+    """Writes `config.json` and `components.json` (which networks exist, the format)."""
     config.save(os.path.join(directory, CONFIG_FILE))
     files.write_json(os.path.join(directory, COMPONENTS_FILE),
                      {"generator": models.generator is not None,
-                      "discriminator_head": models.discriminator is not None})
+                      "discriminator_head": models.discriminator is not None,
+                      "checkpoint_format": CHECKPOINT_FORMAT})
+
+
+def read_components(model_dir):
+    """`components.json` of a model directory: which networks it has.
+
+    Raises:
+        ValueError: the directory's checkpoints are in another format.
+    """
+    path = os.path.join(model_dir, COMPONENTS_FILE)
+    components = files.read_json(path)
+    found = components.pop("checkpoint_format", 1)
+    if found != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: checkpoint format {found}, this electra-tf reads format "
+                         f"{CHECKPOINT_FORMAT}; convert the directory's "
+                         "original/model.ckpt-<step> with python -m "
+                         "electra_tf.convert_checkpoint --from-original")
+    return components
 
 
 def build_from_model_dir(model_dir):
     """The config and freshly built models described by a model directory."""
     config = PretrainingConfig.load(os.path.join(model_dir, CONFIG_FILE))
-    components = {"generator": True, "discriminator_head": True}
-    if files.exists(os.path.join(model_dir, COMPONENTS_FILE)):
-        components = files.read_json(os.path.join(model_dir, COMPONENTS_FILE))
-    return config, build_models(config, **components)
+    return config, build_models(config, **read_components(model_dir))
 
 
 def config_for_dir(model_dir, hparams=None):
@@ -104,8 +136,8 @@ def load_model_dir(model_dir):
         names = variable_map(models)
         optimizer = optimization.pretraining_optimizer(config, names)
         optimizer.build([m.variable for m in names.values()])
-    status = checkpoint_objects(models, optimizer).read(latest)
-    status.expect_partial().assert_existing_objects_matched()
+    read_weights(models, latest)
+    checkpoint_objects(models, optimizer).read(latest).expect_partial()
     global_step, slots = optimizer.original_state() if optimizer else (None, {})
     return OriginalCheckpoint(config, models.generator, models.discriminator, models.encoder,
                               global_step, slots, [])

@@ -47,6 +47,15 @@ class OriginalCheckpoint:
     def models(self):
         return ElectraModels(self.config, self.generator, self.discriminator, self.encoder)
 
+    def summary(self):
+        """What was read: the networks and optimizer state, then each ignored variable."""
+        lines = [f"generator={'yes' if self.generator is not None else 'no'}, "
+                 f"discriminator={'yes' if self.discriminator is not None else 'no'}, "
+                 f"global_step={self.global_step}, "
+                 f"Adam slots for {len(self.optimizer_slots)} variables"]
+        lines += [f"ignored (not part of the pretraining models): {n}" for n in self.ignored]
+        return "\n".join(lines)
+
 
 def resolve_checkpoint(path):
     """A checkpoint prefix from a prefix or a directory; a clear error if there is none."""
@@ -252,8 +261,12 @@ def save_mapped(mapping, ckpt_prefix, global_step=None, optimizer_slots=None):
         raise ValueError(f"optimizer slots for variables the model does not have: "
                          f"{', '.join(orphans)}")
     tensors.update(state)
-    if tf.io.gfile.glob(ckpt_prefix + ".*"):
+    if tf.io.gfile.exists(ckpt_prefix + ".index"):
         raise FileExistsError(f"{ckpt_prefix}: a checkpoint with this prefix exists already")
+    # Data files without their index are what a writer killed between its renames left (the
+    # index is always renamed last): not a checkpoint, so they are replaced.
+    for stale in tf.io.gfile.glob(ckpt_prefix + ".data-*"):
+        files.remove(stale)
     write_tensors(ckpt_prefix, tensors)
     _point_state_file_at(ckpt_prefix)
     return ckpt_prefix

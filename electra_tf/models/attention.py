@@ -85,8 +85,14 @@ class SelfAttention(keras.layers.Layer):
         query = self._split_heads(self.query(x), batch, seq)
         key = self._split_heads(self.key(x), batch, seq)
         value = self._split_heads(self.value(x), batch, seq)
+        scale = 1.0 / math.sqrt(float(self.head_size))
+        if self.compute_dtype == "float16":
+            # Q·Kᵀ can pass float16's 65504 before the scale: scale the query first (as
+            # Keras' attention does). Other dtypes keep the original's order, scale after.
+            query = query * ops.cast(scale, "float16")
+            scale = 1.0
         scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
-        scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(float(self.head_size)))
+        scores = ops.cast(scores, "float32") * scale
         # [B, T, S] -> [B, 1, T, S]: one mask for every head; only keys are masked.
         mask = ops.expand_dims(ops.cast(attention_mask, "float32"), axis=1)
         probs = ops.softmax(scores + (1.0 - mask) * ATTENTION_MASK_ADDER, axis=-1)

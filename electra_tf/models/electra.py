@@ -186,6 +186,16 @@ def build_models(config, generator=True, discriminator_head=True):
     return ElectraModels(config, gen_model, disc_model, encoder)
 
 
+def encoders(models):
+    """The distinct `Encoder`s of `models` (the discriminator's first)."""
+    found = {id(models.encoder): models.encoder}
+    gen = models.generator
+    for encoder in ((gen.ltr_encoder, gen.rtl_encoder) if isinstance(gen, TwoTowerGenerator)
+                    else (gen.encoder,) if gen is not None else ()):
+        found.setdefault(id(encoder), encoder)
+    return list(found.values())
+
+
 def count_params(models):
     """Trainable parameters over all networks, counting shared variables once.
 

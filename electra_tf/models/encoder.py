@@ -106,6 +106,13 @@ class Encoder(keras.Model):
             setattr(self, name, values[name])
         self.embedding_size = embeddings.embedding_size
 
+    def dropout_layers(self):
+        """Every dropout layer, in order (their RNG states make a run resumable)."""
+        dropouts = [self.embeddings.dropout]
+        for layer in self.transformer_layers:
+            dropouts += [layer.attention.dropout, layer.attention_dropout, layer.output_dropout]
+        return dropouts
+
     @classmethod
     def from_bert_config(cls, bert_config, **kwargs):
         """Builds an encoder from a `BertConfig`; kwargs go to the constructor."""

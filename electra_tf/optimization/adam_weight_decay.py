@@ -105,7 +105,8 @@ class AdamWeightDecay(tf.Module):
                                           name="loss_scale")
             self.finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
                                             name="finite_steps")
-        self._names = _Untracked({})  # id(tf variable) -> (original name, original shape)
+        # id(tf variable) -> (original name, original shape, variable)
+        self._names = _Untracked({})
         self._built = _Untracked(None)  # [(tf variable, original name, original shape)]
 
     # ------------------------------------------------------------------ names and state
@@ -157,8 +158,11 @@ class AdamWeightDecay(tf.Module):
             self._lr_multipliers = (1.0,) * len(names)
 
         def slots(kind):
-            return [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
-                                name=f"{kind}_{i}") for i, v in enumerate(variables)]
+            # Keyed by the original name, so a checkpoint's slots follow their variables
+            # whatever order the variables come in.
+            return {n: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                   name=f"{kind}_{i}")
+                    for i, (v, n) in enumerate(zip(variables, names))}
 
         self.adam_m, self.adam_v = slots("adam_m"), slots("adam_v")
         if self.accumulation_steps > 1:
@@ -166,6 +170,7 @@ class AdamWeightDecay(tf.Module):
         self._built.value = [(_tf_variable(v), n, self._names.value[id(_tf_variable(v))][1])
                              for v, n in zip(variables, names)]
         self._index = _Untracked({id(v): i for i, (v, _, _) in enumerate(self._built.value)})
+        self._slot_names = tuple(names)
 
     def index(self, variable):
         """The position of `variable` among the variables the optimizer was built with."""
@@ -205,12 +210,12 @@ class AdamWeightDecay(tf.Module):
         """
         if not self.built:
             self.build([variable for _, _, variable in self._names.value.values()])
-        tracked = {name: (i, shape) for i, (_, name, shape) in enumerate(self._built.value)}
+        tracked = {name: shape for _, name, shape in self._built.value}
         problems = [f"slots for a variable the optimizer does not track: {n}"
                     for n in sorted(set(optimizer_slots) - set(tracked))]
         problems += [f"no slots for {n}" for n in sorted(set(tracked) - set(optimizer_slots))]
         for name in sorted(set(tracked) & set(optimizer_slots)):
-            shape = tracked[name][1]
+            shape = tracked[name]
             for slot in ("adam_m", "adam_v"):
                 value = optimizer_slots[name].get(slot)
                 if value is None:
@@ -221,10 +226,10 @@ class AdamWeightDecay(tf.Module):
         if problems:
             raise ValueError("optimizer state does not match the model:\n  "
                              + "\n  ".join(problems))
-        for name, (i, _) in tracked.items():
+        for name in tracked:
             for slot, slot_vars in (("adam_m", self.adam_m), ("adam_v", self.adam_v)):
-                slot_vars[i].assign(np.reshape(optimizer_slots[name][slot],
-                                               slot_vars[i].shape))
+                slot_vars[name].assign(np.reshape(optimizer_slots[name][slot],
+                                                  slot_vars[name].shape))
         if global_step is not None:
             self.iterations.assign(int(global_step))
             self.micro_steps.assign(int(global_step) * self.accumulation_steps)
@@ -241,8 +246,8 @@ class AdamWeightDecay(tf.Module):
             global_step, optimizer_slots)`.
         """
         slots = {}
-        for i, (_, name, shape) in enumerate(self._built.value or []):
-            slots[name] = {slot: np.reshape(slot_vars[i].numpy(), shape)
+        for _, name, shape in self._built.value or []:
+            slots[name] = {slot: np.reshape(slot_vars[name].numpy(), shape)
                            for slot, slot_vars in (("adam_m", self.adam_m),
                                                    ("adam_v", self.adam_v))}
         return int(self.iterations.numpy()), slots
@@ -263,6 +268,9 @@ class AdamWeightDecay(tf.Module):
         """
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         if not self.built:
+            if tf.distribute.has_strategy():  # slots made here would not be mirrored
+                raise ValueError("build() the optimizer inside the strategy's scope before "
+                                 "its first apply()")
             self.build([v for _, v in pairs])
         indices = [self.index(v) for _, v in pairs]
         grads = [g for g, _ in pairs]
@@ -280,8 +288,9 @@ class AdamWeightDecay(tf.Module):
         step_grads = grads
         if self.accumulation_steps > 1:
             apply_now = tf.equal((self.micro_steps + 1) % self.accumulation_steps, 0)
-            step_grads = [(g + self.accumulators[i]) / self.accumulation_steps
-                          for g, i in zip(_dense(grads), indices)]
+            accumulated = [self.accumulators[self._slot_names[i]] for i in indices]
+            step_grads = [(g + a) / self.accumulation_steps
+                          for g, a in zip(_dense(grads), accumulated)]
         if self.clip_norm:
             # Densified first: duplicate rows of a looked-up table are summed, as in the
             # original's dense (one-hot, on TPU) embedding gradients.
@@ -295,12 +304,12 @@ class AdamWeightDecay(tf.Module):
         accumulating = self.accumulation_steps > 1
         lr = self.learning_rate
         for grad, step_grad, i in zip(grads, step_grads, indices):
-            variable = self._built.value[i][0]
+            variable, name, _ = self._built.value[i]
             update = functools.partial(self._update_variable, i=i, lr=lr)
-            extended.update(variable, update, args=(step_grad, self.adam_m[i], self.adam_v[i],
-                                                    do_update))
+            extended.update(variable, update, args=(step_grad, self.adam_m[name],
+                                                    self.adam_v[name], do_update))
             if accumulating:
-                extended.update(self.accumulators[i], _accumulate,
+                extended.update(self.accumulators[name], _accumulate,
                                 args=(grad, apply_now, finite))
         extended.update(self.iterations, _count, args=(do_update,))
         if accumulating:

@@ -15,8 +15,10 @@ import random
 import keras
 import tensorflow as tf
 
+from electra_common import files
 from electra_tf import checkpoints, optimization
 from electra_tf.models import build_models
+from electra_tf.models.electra import encoders
 from electra_tf.pretraining import helpers
 from electra_tf.pretraining.metrics import EvalTotals, eval_outputs
 from electra_tf.pretraining.objective import Objective
@@ -26,13 +28,8 @@ from pretrain_data import reader, tokenization
 
 def _dropout_states(models):
     """The RNG state variables of every dropout layer (Keras does not checkpoint them)."""
-    states = {}
-    for model in (models.generator, models.discriminator, models.encoder):
-        if model is not None:
-            for v in model.non_trainable_variables:
-                if "seed_generator" in v.path:
-                    states[id(v)] = v.value
-    return list(states.values())
+    return [dropout.seed_generator.state for encoder in encoders(models)
+            for dropout in encoder.dropout_layers() if dropout.rate > 0]
 
 
 class Pretrainer:
@@ -64,6 +61,8 @@ class Pretrainer:
         self.save_dir = (config.model_dir if self.chief
                          else os.path.join(config.model_dir, f".worker-{self.worker}"))
         self.latest = tf.train.latest_checkpoint(self.save_dir)
+        if self.latest is not None:  # before anything is written into the directory
+            checkpoints.read_components(config.model_dir)
         self.run_seed = self._run_seed()
         keras.utils.set_random_seed(self.run_seed)  # initial weights and dropout RNGs
         with self.strategy.scope():
@@ -98,10 +97,7 @@ class Pretrainer:
         exactly the batches the interrupted one would have seen.
         """
         workers, worker = self.workers, self.worker
-        replicas = self.strategy.num_replicas_in_sync
-        if batch_size % replicas:
-            raise ValueError(f"batch size {batch_size} is not a multiple of the {replicas} "
-                             "replicas")
+        distribute.check_batch_sizes(self.strategy, batch_size=batch_size)
         per_worker = batch_size // workers
         context = (tf.distribute.InputContext(workers, worker, workers) if workers > 1
                    else None)
@@ -159,6 +155,8 @@ class Pretrainer:
         config = self.config
         tf.io.gfile.makedirs(self.save_dir)
         if self.chief:
+            for directory in (config.model_dir, os.path.join(config.model_dir, "original")):
+                files.remove_leftovers(directory)  # what a killed run left half written
             checkpoints.write_model_dir_files(config, self.models, config.model_dir)
         iterator = self.input_iterator(config.train_batch_size, self.run_seed)
         run_seed = tf.Variable(self.run_seed, dtype=tf.int64, trainable=False)
@@ -169,7 +167,9 @@ class Pretrainer:
             checkpoint, self.save_dir, max_to_keep=config.keep_checkpoint_max or None,
             checkpoint_name="ckpt")
         if self.latest is not None:
-            # A converted original checkpoint has no iterator or RNG state: partial is fine.
+            # Every weight must come from the checkpoint; a converted original checkpoint
+            # has no iterator or RNG state, so the rest may be partial.
+            checkpoints.read_weights(self.models, self.latest)
             checkpoint.read(self.latest).expect_partial()
             self.log(f"Resuming from {self.latest} at step {self.step}")
         writer = tf.summary.create_file_writer(os.path.join(self.save_dir, "train"))
@@ -235,7 +235,7 @@ class Pretrainer:
         totals = EvalTotals()
         for _ in range(num_steps):
             out = self.strategy.run(step_fn, args=(next(iterator),))
-            totals.add({k: tf.concat(self.strategy.experimental_local_results(v), 0).numpy()
+            totals.add({k: distribute.local_concat(self.strategy, v).numpy()
                         for k, v in out.items()})
         results = {"global_step": self.step, **totals.result()}
         if write:
@@ -247,10 +247,15 @@ def _first_line(message):
     return next((line for line in message.splitlines() if "max_seq_length" in line), message)
 
 
+def results_text(results):
+    """`name = value` lines, sorted by name."""
+    return "\n".join(f"{k} = {v}" for k, v in sorted(results.items()))
+
+
 def write_results(config, results):
     """Writes `results_json` and `results_txt` (the original never writes its results)."""
     results_lib.write_results(config.results_json, config.results_txt, results,
-                              "\n".join(f"{k} = {v}" for k, v in sorted(results.items())))
+                              results_text(results))
 
 
 def train_or_eval(config, strategy=None, log=print):
@@ -268,11 +273,12 @@ def train_or_eval(config, strategy=None, log=print):
     if trainer.latest is None:
         raise FileNotFoundError(f"{config.model_dir}: no checkpoint to evaluate")
     # The optimizer too: its step is the evaluated checkpoint's `global_step`.
+    checkpoints.read_weights(trainer.models, trainer.latest)
     checkpoints.checkpoint_objects(trainer.models, trainer.optimizer).read(
         trainer.latest).expect_partial()
     log(f"Evaluating {trainer.latest} (step {trainer.step})")
     results = trainer.evaluate()
-    log("\n".join(f"{k} = {v}" for k, v in sorted(results.items())))
+    log(results_text(results))
     return results
 
 

@@ -27,7 +27,6 @@ from electra_tf.serving.endpoints import (
 from electra_tf.serving.module import ServingModule
 from electra_tf.serving.text_encoder import TextEncoder
 from electra_tf.serving.warmup import WARMUP_FILE, write_warmup_requests
-from pretrain_data import tokenization
 
 # A model directory built by another layer says which serving builder it needs.
 SERVING_FILE = "serving.json"
@@ -76,9 +75,8 @@ def pretrained_module(model_dir, vocab_file=None, top_k=10, strip_accents=True):
     loaded = checkpoints.load_model_dir(model_dir)
     config = loaded.config
     vocab_file = vocab_file or find_vocab(model_dir, config)
-    tokenization.check_vocab(vocab_file, config.vocab_size)
     text_encoder = TextEncoder(vocab_file, config.max_seq_length, config.do_lower_case,
-                               strip_accents)
+                               strip_accents, config.vocab_size)
     return ServingModule(text_encoder, pretrained_endpoints(loaded, text_encoder, top_k))
 
 
@@ -137,6 +135,7 @@ def export_saved_model(model_dir, export_base, version=None, vocab_file=None, to
         raise FileExistsError(f"{target}: version {version} exists already; choose another "
                               f"--version or leave it out to use {next_version(export_base)}")
     module = load_module(model_dir, vocab_file, top_k)
+    files.remove_leftovers(export_base)  # versions a killed export left half written
     with files.atomic_path(target) as tmp:
         tf.saved_model.save(module, tmp, signatures=module.signatures)
         write_warmup_requests(os.path.join(tmp, WARMUP_FILE), module)

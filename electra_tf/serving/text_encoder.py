@@ -45,13 +45,15 @@ class TextEncoder(tf.Module):
             (`assets/vocab.txt`) that initialises the id → token table.
         max_seq_length: the model's maximum sequence length.
         do_lower_case, strip_accents: as `FullTokenizer`.
+        vocab_size: the model's vocabulary size, which the vocabulary must have.
     """
 
-    def __init__(self, vocab_file, max_seq_length, do_lower_case=True, strip_accents=True):
+    def __init__(self, vocab_file, max_seq_length, do_lower_case=True, strip_accents=True,
+                 vocab_size=None):
         super().__init__(name="text_encoder")
         if max_seq_length < 3:
             raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
-        vocab = tokenization.check_vocab(vocab_file)
+        vocab = tokenization.check_vocab(vocab_file, vocab_size)
         self.tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case, strip_accents)
         self.cls_id, self.sep_id, self.mask_id = (vocab[t] for t in ("[CLS]", "[SEP]", "[MASK]"))
         self.max_seq_length = max_seq_length

@@ -1,5 +1,6 @@
 """`tf.distribute` plumbing: the strategy a config names, worker roles, global sums."""
 
+import contextlib
 import os
 
 import keras
@@ -33,9 +34,16 @@ def get_strategy(config):
     return tf.distribute.TPUStrategy(resolver)
 
 
-def set_precision(precision):
-    """Sets Keras' global dtype policy ("float32", "mixed_bfloat16", "mixed_float16")."""
-    keras.mixed_precision.set_global_policy(precision)
+@contextlib.contextmanager
+def precision(name):
+    """Keras' global dtype policy ("float32", "mixed_bfloat16", "mixed_float16") inside the
+    block, the previous one after it."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def check_batch_sizes(strategy, **batch_sizes):
@@ -44,6 +52,11 @@ def check_batch_sizes(strategy, **batch_sizes):
     for name, size in batch_sizes.items():
         if size % replicas:
             raise ValueError(f"{name} {size} is not a multiple of the {replicas} replicas")
+
+
+def local_concat(strategy, value):
+    """This worker's replicas' parts of a per-replica batch output, concatenated."""
+    return tf.concat(strategy.experimental_local_results(value), 0)
 
 
 def worker_info(strategy):

@@ -20,7 +20,6 @@ from finetune import model_dir as model_dir_lib
 from finetune.serving.task_outputs import (
     classification_outputs, qa_outputs, regression_outputs, tagging_outputs)
 from finetune.serving.text import QAReader, WordTagger
-from pretrain_data import tokenization
 
 # GLUE tasks whose examples have one text; every other GLUE task reads a pair.
 SINGLE_SENTENCE_TASKS = ("cola", "sst")
@@ -45,8 +44,8 @@ def build_serving_module(model_dir, vocab_file=None):
     finetuned = model_dir_lib.load(model_dir)
     config = finetuned.config
     vocab_file = vocab_file or finetuned.vocab_file
-    tokenization.check_vocab(vocab_file, config.vocab_size)
-    text_encoder = TextEncoder(vocab_file, config.max_seq_length, config.do_lower_case)
+    text_encoder = TextEncoder(vocab_file, config.max_seq_length, config.do_lower_case,
+                               vocab_size=config.vocab_size)
     return ServingModule(text_encoder, [task_endpoint(task, finetuned.model, text_encoder, config)
                                         for task in finetuned.tasks])
 

@@ -15,7 +15,7 @@ from electra_tf import flops  # noqa: E402
 
 
 def test_encoder_flops_plus_binary_head_is_the_originals_inference_count():
-    # Spec §10: ELECTRA-Small inference at S=128 (dense lookup, binary head) is 3.68e9.
+    # The original's count: ELECTRA-Small inference at S=128 (dense lookup, binary head) is 3.68e9.
     config = finetune_throughput.bench_config("small", "float32", False, 32, 128)
     encoder = common.encoder_flops(config.bert_config(), config.embedding_size, 128)
     head = flops.TransformerFlops(256, 12, s=128, e=128).binary_classifier()

@@ -1,4 +1,4 @@
-"""An independent float64 NumPy transcription of the original's forward pass (spec §3-§4).
+"""An independent float64 NumPy transcription of the original's forward pass.
 
 It reads weights by their ORIGINAL checkpoint names, so comparing it with our Keras models
 checks both the numerics and the name mapping, for configurations the fixtures lack.

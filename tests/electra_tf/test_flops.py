@@ -1,4 +1,4 @@
-"""FLOPs counting reproduces the original `flops_computation.py` figures (spec §10)."""
+"""FLOPs counting reproduces the original `flops_computation.py` figures."""
 
 import pytest
 

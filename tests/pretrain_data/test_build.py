@@ -34,6 +34,8 @@ def replay_original(corpus_dir, seed, max_length):
 
 def test_build_matches_the_original_loop_and_writes_shards(tmp_path):
     corpus = make_corpus(tmp_path / "corpus")
+    os.makedirs(tmp_path / "out")  # with a shard a SIGKILLed build left half written
+    (tmp_path / "out" / ".tmp-pretrain_data.tfrecord-0-of-3-0123abcd").write_bytes(b"half")
     summary = build.build_pretraining_dataset(str(corpus), VOCAB, str(tmp_path / "out"),
                                               max_seq_length=32, num_out_files=3, seed=7,
                                               progress=False)

@@ -294,3 +294,35 @@ def test_an_inferred_config_takes_its_paths_from_the_output_directory(tiny_prefi
     saved = json.loads((out / "config.json").read_text())
     assert saved["model_name"] == "tiny" and saved["data_dir"] == str(tmp_path / "data")
     assert saved["resolved"]["vocab_file"] == str(tmp_path / "data" / "vocab.txt")
+
+
+def test_checkpoints_of_another_format_or_model_are_refused(tiny_loaded, tiny_hparams, tmp_path):
+    directory = tmp_path / "m"
+    checkpoints.save_model_dir(tiny_loaded.models, str(directory))
+    latest = tf.train.latest_checkpoint(str(directory))
+    # Weights are stored under their original names, not Keras' object graph.
+    names = [name for name, _ in tf.train.list_variables(latest)]
+    assert any("electra.Sembeddings.Sword_embeddings" in n for n in names)
+    assert not any("_operations" in n for n in names)
+    untied = modeling.build_models(PretrainingConfig(
+        "m", "d", **dict(tiny_hparams, untied_generator_embeddings=True)))
+    with pytest.raises(ValueError, match="does not hold this model's weights"):
+        checkpoints.read_weights(untied, latest)
+    components = json.loads((directory / "components.json").read_text())
+    assert components.pop("checkpoint_format") == 2
+    (directory / "components.json").write_text(json.dumps(components))  # as before version 2
+    with pytest.raises(ValueError, match="checkpoint format 1, this electra-tf reads format 2"):
+        checkpoints.load_model_dir(str(directory))
+
+
+def test_data_files_left_without_their_index_are_replaced(tiny_loaded, tmp_path):
+    """A writer killed between its renames leaves data without an index (never the
+    reverse): writing the checkpoint again replaces that data instead of refusing."""
+    prefix = str(tmp_path / "original" / "model.ckpt-3")
+    os.makedirs(tmp_path / "original")
+    (tmp_path / "original" / "model.ckpt-3.data-00000-of-00001").write_bytes(b"partial")
+    checkpoints.save_original(tiny_loaded.models, prefix, 3)
+    again = checkpoints.load_original(prefix, tiny_loaded.config)
+    assert again.global_step == 3
+    with pytest.raises(FileExistsError, match="exists already"):
+        checkpoints.save_original(tiny_loaded.models, prefix, 3)

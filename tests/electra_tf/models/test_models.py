@@ -198,3 +198,17 @@ def test_activation_names():
     np.testing.assert_allclose(numerics.activation("gelu")(x), exact, atol=1e-7)
     with pytest.raises(ValueError, match="hidden_act"):
         numerics.activation("swish")
+
+
+def test_float16_attention_scores_do_not_overflow():
+    """Q·Kᵀ of 40s over 64 dimensions is 102400, past float16's 65504; scaled first it
+    is 12800 and the attention stays finite."""
+    layer = attention.SelfAttention(1, attention_probs_dropout_prob=0.0,
+                                    dtype="mixed_float16")
+    x = np.full((1, 3, 64), 40.0, "float32")
+    layer.build(x.shape)
+    for dense in (layer.query, layer.key, layer.value, layer.output_dense):
+        dense.kernel.assign(np.eye(64, dtype="float32"))
+    output, probs = layer(x, np.ones((1, 1, 3), "int32"))
+    assert np.isfinite(np.asarray(output, "float32")).all()
+    np.testing.assert_allclose(probs, np.full((1, 1, 3, 3), 1 / 3), atol=1e-6)

@@ -388,7 +388,8 @@ def test_mixed_bfloat16_keeps_float32_state_and_the_update():
     before = {n: v.numpy().astype(np.float64) for n, v in names.items()}
     optimizer.apply(grads, list(names.values()))
     assert all(v.dtype == "float32"
-               for v in list(names.values()) + optimizer.adam_m + optimizer.adam_v)
+               for v in [*names.values(), *optimizer.adam_m.values(),
+                         *optimizer.adam_v.values()])
     expected, _ = spec_step(before, {n: {"adam_m": 0.0, "adam_v": 0.0} for n in names},
                             spec_clip({n: g.numpy() for n, g in zip(names, grads)}), 1e-2, 0.01)
     assert_close_all({n: v.numpy() for n, v in names.items()}, expected, "bfloat16 step")
@@ -492,3 +493,73 @@ def test_mirrored_strategy_step_equals_one_device():
     lines = [line.split() for line in result.stdout.strip().splitlines()]
     assert [line[:3] for line in lines] == [["1", "4", "4"], ["2", "2", "2"]]
     assert all(float(line[3]) < 1e-6 for line in lines), lines
+
+
+SPARSE_MIRRORED = textwrap.dedent("""
+    import os
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import keras, numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from electra_tf import optimization
+
+    rng = np.random.RandomState(0)
+    ids, y = rng.randint(0, 10, (8, 3)), rng.randn(8, 1).astype("float32")
+
+    def run(strategy):
+        with strategy.scope():
+            embedding = keras.layers.Embedding(10, 4)  # its gradient is an IndexedSlices
+            dense = keras.layers.Dense(1)
+            dense(tf.reduce_mean(embedding(ids[:1]), 1))
+            unused = keras.Variable(np.ones(3, "float32"))  # gets no gradient
+            variables = [embedding.embeddings, dense.kernel, dense.bias, unused]
+            for v, value in zip(variables, (0.3, 0.2, 0.1, 1.0)):
+                v.assign(np.full(v.shape, value, "float32"))
+            optimizer = optimization.create_optimizer(
+                1e-2, 10, warmup_steps=2, precision="mixed_float16",
+                variables={f"m/{i}/kernel": v for i, v in enumerate(variables)})
+            optimizer.build(variables[:3])
+
+        @tf.function
+        def step(ib, yb):
+            def replica_step(ib, yb):
+                with tf.GradientTape() as tape:
+                    out = dense(tf.reduce_mean(embedding(ib), 1))
+                    loss = optimizer.scale_loss(tf.reduce_sum((out - yb) ** 2) * 100 / 8)
+                optimizer.apply(tape.gradient(loss, variables), variables)
+            strategy.run(replica_step, args=(ib, yb))
+
+        batches = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices((ids, y)).batch(8))
+        for _ in range(4):
+            for ib, yb in batches:
+                step(ib, yb)
+        return [v.numpy() for v in variables], optimizer.original_state()[0], \\
+            float(optimizer.loss_scale.numpy())
+
+    one = run(tf.distribute.get_strategy())
+    two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    print(one[1], two[1], one[2], two[2], float(np.max(np.abs(one[0][-1] - 1.0))),
+          max(float(np.max(np.abs(a - b))) for a, b in zip(one[0], two[0])))
+""")
+
+
+def test_mirrored_sparse_unused_and_loss_scaled_step_equals_one_device():
+    """IndexedSlices gradients, a variable without a gradient, dynamic loss scaling: under
+    MirroredStrategy the same updates as on one device; the unused variable stays put."""
+    result = subprocess.run([sys.executable, "-c", SPARSE_MIRRORED], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps_one, steps_two, scale_one, scale_two, unused_moved, diff = \
+        result.stdout.split()[-6:]
+    assert steps_one == steps_two == "4" and scale_one == scale_two
+    assert float(unused_moved) == 0.0 and float(diff) < 1e-6, result.stdout
+
+
+def test_building_inside_a_strategy_at_the_first_update_is_refused():
+    variable = keras.Variable(np.ones(2, np.float32))
+    optimizer = optimization.AdamWeightDecay(1e-3)
+    optimizer.set_original_names({"x/kernel": variable})
+    with tf.distribute.MirroredStrategy([tf.config.list_logical_devices("CPU")[0].name]).scope():
+        with pytest.raises(ValueError, match="build\\(\\) the optimizer inside the strategy"):
+            optimizer.apply([tf.ones(2)], [variable])

@@ -16,6 +16,7 @@ import tensorflow as tf
 from electra_tf import checkpoints
 from electra_tf.pretraining import trainer as training
 from electra_tf.config import PretrainingConfig
+from electra_tf.models import build_models
 from pretrain_data import build, synthetic
 from tests.conftest import FIXTURES, REPO
 
@@ -243,3 +244,19 @@ def test_gradient_accumulation_counts_updates(data_dir):
     assert results["global_step"] == 4  # the evaluated checkpoint's step, not 0
     assert any(line.startswith("Evaluating ") and line.endswith("ckpt-4 (step 4)")
                for line in lines)
+
+
+def test_a_directory_of_an_older_format_is_refused_before_anything_is_written(data_dir):
+    config = PretrainingConfig("old-format", str(data_dir), **tiny_hparams())
+    checkpoints.save_model_dir(build_models(config), config.model_dir)
+    components = os.path.join(config.model_dir, "components.json")
+    values = json.loads(open(components).read())
+    del values["checkpoint_format"]  # as written before format 2
+    with open(components, "w") as f:
+        json.dump(values, f)
+    before = {name: open(os.path.join(config.model_dir, name), "rb").read()
+              for name in ("config.json", "components.json")}
+    with pytest.raises(ValueError, match="checkpoint format 1"):
+        training.Pretrainer(config, log=lambda line: None)
+    for name, content in before.items():
+        assert open(os.path.join(config.model_dir, name), "rb").read() == content

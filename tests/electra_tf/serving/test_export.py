@@ -313,6 +313,11 @@ def test_a_failed_export_leaves_nothing(model_dir, tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "base") == []
     with pytest.raises(FileNotFoundError, match="not a model directory"):
         export_lib.export_saved_model(str(tmp_path), str(tmp_path / "base"))
+    # What a killed export left is removed by the next one.
+    (tmp_path / "base" / ".tmp-1-0123abcd").mkdir()
+    monkeypatch.undo()
+    assert export_lib.export_saved_model(model_dir, str(tmp_path / "base")).endswith("/1")
+    assert os.listdir(tmp_path / "base") == ["1"]
 
 
 def test_cli_error_names_the_existing_version(model_dir, exported):
