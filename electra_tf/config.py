@@ -160,9 +160,10 @@ def get_bert_config(config):
     Returns:
         A `BertConfig`.
     """
+    hint = (" (embedding_size is a top-level hparam, not a model override)"
+            if "embedding_size" in config.model_hparam_overrides else "")
     check_known(config.model_hparam_overrides, {f.name for f in dataclasses.fields(BertConfig)},
-                "model_hparam_overrides key",
-                hint=" (embedding_size is a top-level hparam, not a model override)")
+                "model_hparam_overrides key", hint)
     if config.model_size not in MODEL_SIZES:
         raise ValueError(f"model_size must be one of {', '.join(MODEL_SIZES)}, "
                          f"got {config.model_size!r}")

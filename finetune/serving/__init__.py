@@ -6,4 +6,6 @@
 - `text`: raw text → features and back, for tagging (words) and QA (question, context).
 """
 
-from finetune.serving.module import build_serving_module, task_endpoint  # noqa: F401
+from finetune.serving.module import build_serving_module, task_endpoint
+
+__all__ = ["build_serving_module", "task_endpoint"]

@@ -4,14 +4,16 @@
 are re-exported for users; the task classes are in `base`, `glue`, `tagging` and `qa`.
 """
 
-from finetune.tasks.base import Example  # noqa: F401
+from finetune.tasks.base import Example
 from finetune.tasks.glue import MNLI, MRPC, QNLI, QQP, RTE, SST, STS, CoLA
-from finetune.tasks.glue import tfds_examples  # noqa: F401
+from finetune.tasks.glue import tfds_examples
 from finetune.tasks.tagging import Chunking
 
 # QA tasks live in `finetune.tasks.qa` (imported on first use).
 QA_TASKS = {"squad": "SQuAD", "squadv1": "SQuADv1", "newsqa": "NewsQA",
             "naturalqs": "NaturalQuestions", "triviaqa": "TriviaQA", "searchqa": "SearchQA"}
+
+__all__ = ["Example", "QA_TASKS", "TASKS", "get_task", "get_tasks", "tfds_examples"]
 
 TASKS = {"cola": CoLA, "mrpc": MRPC, "mnli": MNLI, "sst": SST, "rte": RTE, "qnli": QNLI,
          "qqp": QQP, "sts": STS, "chunk": Chunking}

@@ -52,6 +52,8 @@ def test_unknown_and_derived_hparams_are_errors():
         PretrainingConfig("m", "d", max_predictions_per_seq=5)
     with pytest.raises(ValueError, match="embedding_size is a top-level hparam"):
         PretrainingConfig("m", "d", model_hparam_overrides={"embedding_size": 64})
+    with pytest.raises(ValueError, match=r"key: hiden_size \(did you mean hidden_size\?\)$"):
+        PretrainingConfig("m", "d", model_hparam_overrides={"hiden_size": 64})
     with pytest.raises(ValueError, match="model_size"):
         PretrainingConfig("m", "d", model_size="huge")
 
