@@ -19,9 +19,11 @@ if __name__ == "__main__":
 flag names, even in one process), answers `--help` before anything heavy is imported (exit
 0), turns a bad flag into `error: ...` (exit 2) and a user error raised by `main`
 (`USER_ERRORS`: a missing or existing file, a bad value, a diverged run) into one line
-`error: ...` (exit 1).
+`error: ...` (exit 1). With the environment variable `ELECTRA_TF_TRACEBACK=1` those errors
+keep their traceback (a `ValueError` deep inside TensorFlow is a bug, not bad input).
 """
 
+import os
 import sys
 import types
 
@@ -100,4 +102,6 @@ def run(main, define_flags, doc=None, argv=None):
     except UsageError as e:
         _usage_exit(e)
     except USER_ERRORS as e:
+        if os.environ.get("ELECTRA_TF_TRACEBACK"):
+            raise
         sys.exit(f"error: {e}")

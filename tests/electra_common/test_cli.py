@@ -45,11 +45,15 @@ def test_flag_errors_exit_2_with_one_line(argv, message, capsys):
     assert err.startswith("error: ") and message in err and "--help" in err
 
 
-def test_user_errors_exit_1_as_one_line_and_usage_errors_2(capsys):
+def test_user_errors_exit_1_as_one_line_and_usage_errors_2(capsys, monkeypatch):
     def missing(args):
         raise FileNotFoundError("x.txt: no such file")
 
     assert run(["--data-dir", "d"], missing) == "error: x.txt: no such file"
+    monkeypatch.setenv("ELECTRA_TF_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError):
+        cli.run(missing, define_flags, None, ["prog", "--data-dir", "d"])
+    monkeypatch.delenv("ELECTRA_TF_TRACEBACK")
 
     def usage(args):
         raise cli.UsageError("give exactly one of --a or --b")
