@@ -5,7 +5,6 @@ does (`electra_tf/flops.py`: a matmul is 2·m·n, backward = forward), divided b
 of a large square matmul of the same dtype measured in the same run.
 """
 
-import contextlib
 import os
 import sys
 import time
@@ -15,7 +14,6 @@ if REPO not in sys.path:  # `python bench/<name>.py` puts bench/, not the reposi
     sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -88,18 +86,6 @@ def steps_per_second(step, steps, warmup=3, median=False):
 def _fetch(result):
     """Copies a tensor or a nest of tensors to the host, waiting for their computation."""
     return tf.nest.map_structure(lambda t: t.numpy(), result)
-
-
-@contextlib.contextmanager
-def precision_policy(precision):
-    """The Keras global dtype policy `precision` (as `run_finetuning` sets it), restored on
-    exit so one process can benchmark several precisions."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def encoder_flops(bert_config, embedding_size, seq_len):

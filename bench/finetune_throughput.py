@@ -89,7 +89,7 @@ def build(config, task=TASK):
 
 def train_rate(config, features, steps, warmup, task=TASK):
     """Training steps per second of `make_train_step` on one repeated in-memory batch."""
-    with common.precision_policy(config.precision):
+    with distribute.precision(config.precision):
         model, optimizer, strategy = build(config, task)
         dataset = tf.data.Dataset.from_tensors(features).repeat()
         iterator = iter(strategy.experimental_distribute_dataset(dataset))

@@ -27,6 +27,7 @@ import common  # bench/common.py: puts the repository on sys.path
 import tensorflow as tf  # noqa: E402
 
 import finetune_throughput as ft  # noqa: E402  (bench/finetune_throughput.py)
+from electra_tf.training import distribute  # noqa: E402
 from finetune import tasks as tasks_lib  # noqa: E402
 
 TASK = "squad"
@@ -64,7 +65,7 @@ def forward_flops(config, training):
 
 def infer_rate(config, features, steps, warmup):
     """Eval-mode calls per second: `model(features, training=False)`, the beam included."""
-    with common.precision_policy(config.precision):
+    with distribute.precision(config.precision):
         model, _, _ = ft.build(config, TASK)
         batch = {k: tf.constant(v) for k, v in features.items()}
         call = tf.function(lambda b: model(b, training=False)[TASK],

@@ -5,10 +5,12 @@ cannot drift from the code.
 The blocks of one file run in order, in one fresh Python process (Python blocks share one
 namespace) or one bash process per block, with the repository as working directory and
 `python` meaning this interpreter. A shell block is skipped only when the line before it is
-an HTML comment `<!-- not run: <reason> -->`. README's shell blocks are the two setup
-commands, which CI itself runs.
+an HTML comment `<!-- not run: <reason> -->`; README's are the two setup commands, which CI
+itself runs. Different files run two at a time (their examples use their own directories):
+most of their time is process start-up, which overlaps well on two cores.
 """
 
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -65,9 +67,42 @@ def env(tmp_path):
             "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
+def run_shell(path, tmp_path):
+    """Runs the shell blocks of `path` in order, up to the first failure.
+
+    Returns:
+        [(line number, code, completed process)] of the blocks run.
+    """
+    runs = []
+    for language, code, line, skip in blocks(path):
+        if language in ("bash", "sh", "shell") and not skip:
+            result = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=REPO,
+                                    capture_output=True, text=True, timeout=1200,
+                                    env=env(tmp_path))
+            runs.append((line, code, result))
+            if result.returncode:
+                break
+    return runs
+
+
+def run_document(path, tmp_path):
+    """Its Python blocks, then (but for README) its shell blocks."""
+    tmp_path.mkdir(parents=True)
+    shell = [] if path.name == "README.md" else run_shell(path, tmp_path)
+    return {"python": run_python(path, tmp_path), "shell": shell}
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory):
+    """{path: future of `run_document`}, all submitted at once, run two at a time."""
+    root = tmp_path_factory.mktemp("docs")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        yield {path: pool.submit(run_document, path, root / path.stem) for path in DOCS}
+
+
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
-def test_python_blocks_run(path, tmp_path):
-    result = run_python(path, tmp_path)
+def test_python_blocks_run(path, documents):
+    result = documents[path].result()["python"]
     if result is None:
         pytest.skip(f"{path.name} has no Python block")
     assert result.returncode == 0, (
@@ -77,19 +112,13 @@ def test_python_blocks_run(path, tmp_path):
 
 @pytest.mark.parametrize("path", [p for p in DOCS if p.name != "README.md"],
                          ids=lambda p: p.name)
-def test_shell_blocks_run(path, tmp_path):
-    ran = 0
-    for language, code, line, skip in blocks(path):
-        if language not in ("bash", "sh", "shell") or skip:
-            continue
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=REPO,
-                                capture_output=True, text=True, timeout=1200,
-                                env=env(tmp_path))
+def test_shell_blocks_run(path, documents):
+    runs = documents[path].result()["shell"]
+    if not runs:
+        pytest.skip(f"{path.name} has no shell block to run")
+    for line, code, result in runs:
         assert result.returncode == 0, (f"{path.name}:{line} failed:\n{code}\n"
                                         f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-        ran += 1
-    if not ran:
-        pytest.skip(f"{path.name} has no shell block to run")
 
 
 def test_block_parser(tmp_path):
