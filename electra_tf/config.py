@@ -66,6 +66,14 @@ class PretrainingConfig(HParams):
     """
 
     DERIVED = ("max_predictions_per_seq",)
+    # Safe to change when resuming: how long and how often, where, and on what hardware.
+    # (More steps also stretch the learning-rate decay, as in the original.)
+    RESUMABLE = ("model_name", "debug", "do_train", "do_eval", "num_train_steps",
+                 "iterations_per_loop", "save_checkpoints_steps", "num_eval_steps",
+                 "keep_checkpoint_max", "eval_batch_size", "do_lower_case",
+                 "pretrain_tfrecords", "vocab_file", "model_dir", "results_txt",
+                 "results_json", "use_tpu", "num_tpu_cores", "tpu_job_name", "tpu_name",
+                 "tpu_zone", "gcp_project", "precision", "strategy", "jit_compile")
 
     def __init__(self, model_name, data_dir, **kwargs):
         self.model_name = model_name

@@ -15,8 +15,9 @@ def define_flags(fv):
     flags.DEFINE_string("to-original", None, "electra_tf model directory to write back.",
                         flag_values=fv)
     flags.DEFINE_string("config", None, "Hyperparameters as JSON or a .json path (as "
-                        "--hparams of run_pretraining); inferred from the shapes if omitted.",
-                        flag_values=fv)
+                        "--hparams of run_pretraining); inferred from the shapes if omitted, "
+                        "with a warning giving the head count assumed (hidden_size // 64) and "
+                        "the --config that sets it.", flag_values=fv)
     flags.DEFINE_string("output", None, "Output directory (--from-original) or checkpoint "
                         "prefix (--to-original). Must not exist yet.", flag_values=fv,
                         required=True)

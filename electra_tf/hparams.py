@@ -75,6 +75,8 @@ class HParams:
 
     # Derived values that cannot be passed as hyperparameters.
     DERIVED = ()
+    # What a resumed run may change; every other value is fixed by the run's checkpoint.
+    RESUMABLE = ()
 
     def set_runtime_defaults(self):
         """The TPU fields both original configs have, and the runtime knobs we add."""
@@ -115,6 +117,22 @@ class HParams:
     def save(self, path):
         """Writes the constructor arguments and, for reading, every resolved value."""
         files.write_json(path, {**self._args, "resolved": self.to_dict()}, sort_keys=True)
+
+    def changes_since(self, path):
+        """How this config differs from the one saved at `path` by `save`.
+
+        Returns:
+            (resumable, fixed): {key: (saved value, this value)} of the keys in `RESUMABLE`
+            and of all the others.
+        """
+        saved = files.read_json(path).get("resolved")
+        if not isinstance(saved, dict):
+            raise ValueError(f"{path}: no 'resolved' values (not written by this electra-tf)")
+        now = json.loads(json.dumps(self.to_dict()))  # tuples as the saved lists
+        changed = {k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now))
+                   if saved.get(k) != now.get(k)}
+        resumable = {k: v for k, v in changed.items() if k in self.RESUMABLE}
+        return resumable, {k: v for k, v in changed.items() if k not in resumable}
 
     @classmethod
     def from_flags(cls, args):

@@ -1,10 +1,13 @@
 """Pre-trains (or evaluates) ELECTRA, with the original command line.
 
     python -m electra_tf.run_pretraining --data-dir D --model-name M [--hparams JSON]
+        [--allow-changed-hparams learning_rate,...]
 
 Data from D/pretrain_tfrecords/pretrain_data.tfrecord*, vocabulary D/vocab.txt, model in
 D/models/M. Re-running the same command resumes from the latest checkpoint.
 """
+
+from absl import flags
 
 from electra_common import cli
 from electra_tf import hparams
@@ -12,13 +15,17 @@ from electra_tf import hparams
 
 def define_flags(fv):
     hparams.define_flags(fv, "The name of the model being pre-trained.")
+    flags.DEFINE_list(
+        "allow-changed-hparams", [], "Hparams that may differ from the run being resumed "
+        "(e.g. learning_rate after divergence); others are an error.", flag_values=fv)
 
 
 def main(args):
     from electra_tf.config import PretrainingConfig  # noqa: PLC0415 (after the flags)
     from electra_tf.pretraining.trainer import train_or_eval  # noqa: PLC0415
 
-    train_or_eval(PretrainingConfig.from_flags(args))
+    train_or_eval(PretrainingConfig.from_flags(args),
+                  allow_changes=args.allow_changed_hparams)
 
 
 def run():

@@ -89,10 +89,16 @@ def check_replaceable(directory):
 
 
 def remove(directory):
-    """Deletes a fine-tuned model directory (only one `check_replaceable` accepts)."""
+    """Deletes a fine-tuned model directory (only one `check_replaceable` accepts).
+
+    It is first renamed to a temporary name, so a kill while deleting leaves a leftover
+    for the next run to clean up, never a half-deleted model that still looks whole.
+    """
     if tf.io.gfile.isdir(directory):
         check_replaceable(directory)
-        files.remove(directory)
+        doomed = files.temporary_path(directory)
+        tf.io.gfile.rename(directory, doomed)
+        files.remove(doomed)
 
 
 def load(directory):

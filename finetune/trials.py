@@ -1,7 +1,10 @@
 """A fine-tuning run: `num_trials` trials of train (or load) → evaluate → write, as the
 original `run_finetuning.py`.
 
-Under `MultiWorkerMirroredStrategy` every worker runs this; only the chief writes files.
+Under `MultiWorkerMirroredStrategy` every worker runs this; only the chief writes files,
+holding the lock of the models directory (`dirname(model_dir)`: one fine-tuning run at a
+time writes there) and first deleting what a killed run left half written. A re-run after
+a kill trains every trial again, so it repeats the uninterrupted run's outputs.
 """
 
 import os
@@ -9,8 +12,9 @@ import random
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from electra_common import files
+from electra_common import files, lock
 from electra_tf.training import distribute
 from finetune import model_dir as model_dir_lib
 from finetune import tasks as tasks_lib
@@ -32,6 +36,8 @@ def run_finetuning(config, strategy=None):
         strategy: a `tf.distribute.Strategy`; by default the one `config.strategy` names.
     Returns:
         The list of per-trial results {task: {metric: value}}.
+    Raises:
+        electra_common.lock.DirectoryLocked: another run writes `dirname(model_dir)`.
     """
     with distribute.precision(config.precision):  # the heads follow the global policy
         return _run_trials(config, strategy)
@@ -47,6 +53,37 @@ def _run_trials(config, strategy):
     tokenization.check_vocab(config.vocab_file, config.vocab_size)
     tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
     tasks = tasks_lib.get_tasks(config, tokenizer)
+    if not chief:  # the chief alone writes, and holds the lock
+        return _trials(config, tasks, strategy, chief)
+    with lock.hold(os.path.dirname(config.model_dir)):
+        remove_leftovers(config, tasks)
+        return _trials(config, tasks, strategy, chief)
+
+
+def remove_leftovers(config, tasks):
+    """Deletes what a killed run left half written (`.tmp-*` entries, see
+    `electra_common.files`): everything in the models directory, whose lock we hold, and
+    elsewhere only the temporaries of this run's own outputs (other runs may write
+    beside them: pretraining's results, other task sets' records)."""
+    files.remove_leftovers(os.path.dirname(config.model_dir))
+    own = [records.cache_path(config, split) for split in ("train", "dev")]
+    own += [config.results_json, config.results_txt]
+    own += [config.qa_eval_file(t.name).rsplit("_", 1)[0] + "_" for t in tasks
+            if t.task_type == "qa"]
+    own += [os.path.join(config.test_predictions_dir, t.name + "_") for t in tasks]
+    glue_dirs = (tf.io.gfile.glob(os.path.join(config.test_predictions_dir, "glue_*"))
+                 if files.exists(config.test_predictions_dir) else [])
+    own += [os.path.join(d, outputs.GLUE_SUBMISSION[key] + ".tsv") for d in glue_dirs
+            for key in outputs.GLUE_SUBMISSION if key[0] in config.task_names]
+    for prefix in own:
+        directory, name = os.path.split(prefix)
+        if files.exists(directory):
+            for leftover in tf.io.gfile.listdir(directory):
+                if leftover.startswith(files.TMP_PREFIX + name):
+                    files.remove(os.path.join(directory, leftover))
+
+
+def _trials(config, tasks, strategy, chief):
     all_results, trial = [], 1
     while config.num_trials < 0 or trial <= config.num_trials:
         seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2 ** 31)

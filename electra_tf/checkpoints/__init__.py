@@ -6,17 +6,19 @@
 """
 
 from electra_tf.checkpoints.model_dir import (
-    CONFIG_FILE, build_from_model_dir, checkpoint_objects, config_for_dir,
-    convert_from_original, convert_to_original, load_model_dir, read_components,
-    read_weights, save_model_dir, write_model_dir_files)
+    CONFIG_FILE, build_from_model_dir, checkpoint_objects, checkpoint_steps, config_for_dir,
+    convert_from_original, convert_to_original, latest_readable, load_model_dir,
+    read_components, read_weights, save_model_dir, unreadable, write_model_dir_files)
 from electra_tf.checkpoints.names import Mapped, encoder_variable_map, variable_map
 from electra_tf.checkpoints.original import (
     OriginalCheckpoint, infer_config, infer_hparams, load_original, read_checkpoint,
     resolve_checkpoint, save_mapped, save_original, write_tensors)
 
 __all__ = ["CONFIG_FILE", "Mapped", "OriginalCheckpoint", "build_from_model_dir",
-           "checkpoint_objects", "config_for_dir", "convert_from_original",
+           "checkpoint_objects", "checkpoint_steps", "config_for_dir", "convert_from_original",
            "convert_to_original", "encoder_variable_map", "infer_config", "infer_hparams",
-           "load_model_dir", "load_original", "read_checkpoint", "read_components",
+           "latest_readable", "load_model_dir", "load_original", "read_checkpoint",
+           "read_components",
            "read_weights", "resolve_checkpoint", "save_mapped", "save_model_dir",
-           "save_original", "variable_map", "write_model_dir_files", "write_tensors"]
+           "save_original", "unreadable", "variable_map", "write_model_dir_files",
+           "write_tensors"]

@@ -43,12 +43,64 @@ def read_weights(models, path):
     """
     weights = {name: m.variable for name, m in variable_map(models).items()}
     try:
-        tf.train.Checkpoint(weights=weights).read(path).assert_existing_objects_matched()
+        tf.train.Checkpoint(weights=weights).read(path).assert_existing_objects_matched(
+        ).expect_partial()  # the rest of the checkpoint (optimizer, data) is read elsewhere
     except AssertionError:
         raise ValueError(f"{path}: does not hold this model's weights under their original "
                          "names (written for another configuration, or by an older "
                          "electra-tf); convert the directory's original/model.ckpt-<step> "
                          "with python -m electra_tf.convert_checkpoint") from None
+
+
+def unreadable(path):
+    """Why the checkpoint `path` cannot be read in full (truncated, corrupt), or None.
+
+    Reads every tensor (each is checksummed): a truncated data file is only noticed when
+    its bytes are read. Variant tensors (a data iterator's state) cannot be read alone.
+    """
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name, dtype in reader.get_variable_to_dtype_map().items():
+            if dtype != tf.variant:
+                reader.get_tensor(name)
+    except (tf.errors.OpError, IndexError, ValueError) as e:
+        return str(getattr(e, "message", e)).strip().splitlines()[0]
+    return None
+
+
+def checkpoint_steps(directory):
+    """The steps of the checkpoints `directory`'s state file lists, oldest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None:
+        return []
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    return sorted({int(p.rsplit("-", 1)[1]) for p in paths if p})
+
+
+def latest_readable(directory, log=print):
+    """The newest checkpoint of `directory` that reads in full, or None if it has none.
+
+    A damaged newer checkpoint (a disk that filled up, a copy cut short) is skipped with a
+    warning naming it; training then writes it again.
+    Raises:
+        ValueError: every checkpoint the state file lists is damaged.
+    """
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None or not state.model_checkpoint_path:
+        return None
+    paths = list(state.all_model_checkpoint_paths)
+    if state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    damaged = []
+    for path in reversed(paths):
+        path = path if os.path.isabs(path) else os.path.join(directory, path)
+        problem = unreadable(path)
+        if problem is None:
+            return path
+        log(f"Warning: checkpoint {path} cannot be read ({problem}); using the one before it")
+        damaged.append(path)
+    raise ValueError(f"{directory}: no checkpoint can be read ({', '.join(damaged)} are "
+                     "damaged); restore them from a copy, or start a new model directory")
 
 
 def write_model_dir_files(config, models, directory):

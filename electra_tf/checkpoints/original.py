@@ -5,6 +5,8 @@ returned as optimizer state; fine-tuning heads (`task_specific/*`) are listed as
 """
 
 import dataclasses
+import json
+import logging
 import os
 import re
 
@@ -20,6 +22,8 @@ from electra_tf.models import ElectraModels, build_models
 # state; `task_specific/*` (fine-tuning heads) belongs to the finetune package.
 _SLOT_SUFFIXES = ("/adam_m", "/adam_v")
 _IGNORED = (re.compile(r"^task_specific/"),)
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -108,7 +112,8 @@ def infer_hparams(shapes):
     """The hyperparameters that reproduce the shapes of an original checkpoint.
 
     The head count cannot be read from shapes; it is taken as max(1, H // 64), the
-    original's own derivation (true for every released model). Pass a config otherwise.
+    original's own derivation (true for every released model), and a warning says so and
+    gives the `--config` that overrides it. Pass a config otherwise.
 
     Args:
         shapes: dict original name -> shape.
@@ -146,7 +151,21 @@ def infer_hparams(shapes):
             hparams["electra_objective"] = False
     else:  # discriminator (or encoder) only: no generator network
         hparams["uniform_generator"] = True
+    _warn_assumed_heads(hparams, hidden)
     return hparams
+
+
+def _warn_assumed_heads(hparams, hidden):
+    """Logs the head count taken for the discriminator, and the exact `--config` (these
+    hparams, heads included) to give instead. (The generator's is always H_g // 64.)"""
+    heads = max(1, hidden // 64)
+    explicit = dict(hparams, model_hparam_overrides=dict(hparams["model_hparam_overrides"],
+                                                         num_attention_heads=heads))
+    log.warning("num_attention_heads=%d assumed: a TF1 checkpoint does not store the head "
+                "count, so it is max(1, hidden_size %d // 64), the original's rule (true of "
+                "every released model). If the model was trained with another count, "
+                "convert with it in --config '%s' (in Python: load_original(ckpt, config))",
+                heads, hidden, json.dumps(explicit))
 
 
 def _has(shapes, prefix):

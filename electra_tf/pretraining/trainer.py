@@ -7,6 +7,7 @@ over replicas; the data-iterator position and the dropout RNG state are checkpoi
 killed run that is restarted continues exactly where its last checkpoint left it.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -15,14 +16,15 @@ import random
 import keras
 import tensorflow as tf
 
-from electra_common import files
+from electra_common import files, lock
 from electra_tf import checkpoints, optimization
 from electra_tf.models import build_models
 from electra_tf.models.electra import encoders
 from electra_tf.pretraining import helpers
 from electra_tf.pretraining.metrics import EvalTotals, eval_outputs
 from electra_tf.pretraining.objective import Objective
-from electra_tf.training import distribute, progress, results as results_lib, step, summaries
+from electra_tf.training import (
+    distribute, divergence, progress, results as results_lib, step, summaries)
 from pretrain_data import reader, tokenization
 
 
@@ -39,6 +41,8 @@ class Pretrainer:
         config: a `PretrainingConfig`.
         strategy: a `tf.distribute.Strategy`; by default the one `config.strategy` names.
         log: a function taking a line of progress text.
+        allow_changes: hparams that may differ from the run being resumed although they
+            are not in `config.RESUMABLE` (e.g. a lower `learning_rate` after divergence).
 
     Example:
     ```python
@@ -48,7 +52,7 @@ class Pretrainer:
     ```
     """
 
-    def __init__(self, config, strategy=None, log=print):
+    def __init__(self, config, strategy=None, log=print, allow_changes=()):
         self.config = config
         self.log = log
         vocab = tokenization.check_vocab(config.vocab_file, config.vocab_size)
@@ -60,9 +64,10 @@ class Pretrainer:
         # chief's files are the model directory proper.
         self.save_dir = (config.model_dir if self.chief
                          else os.path.join(config.model_dir, f".worker-{self.worker}"))
-        self.latest = tf.train.latest_checkpoint(self.save_dir)
+        self.latest = self._resume_from()
         if self.latest is not None:  # before anything is written into the directory
             checkpoints.read_components(config.model_dir)
+            self._check_resumed_config(allow_changes)
         self.run_seed = self._run_seed()
         keras.utils.set_random_seed(self.run_seed)  # initial weights and dropout RNGs
         with self.strategy.scope():
@@ -73,6 +78,55 @@ class Pretrainer:
             self.optimizer.build(self.variables)
         self.objective = Objective(config, self.models, self.ids, distribute.global_sum)
 
+    def _resume_from(self):
+        """The checkpoint to resume from, None for a new run.
+
+        One worker: the newest that reads in full. Several: the newest step that every
+        worker has saved (saving is not collective: a worker killed while saving leaves
+        its peers one checkpoint ahead).
+        """
+        if self.workers == 1:
+            return checkpoints.latest_readable(self.save_dir, self.log)
+        mine = checkpoints.checkpoint_steps(self.save_dir)
+        every = distribute.gather_lists(self.strategy, mine)
+        common = set.intersection(*map(set, every))
+        if not common:
+            if any(every):
+                raise ValueError(
+                    f"{self.save_dir}: the workers have no checkpoint step in common (this "
+                    f"worker: {mine or 'none'}; all: {sorted(set(map(tuple, every)))}); a "
+                    "worker was killed while saving and keep_checkpoint_max kept no older "
+                    "one: delete the model directory's checkpoints to start again")
+            return None
+        path = os.path.join(self.save_dir, f"ckpt-{max(common)}")
+        problem = checkpoints.unreadable(path)
+        if problem:
+            raise ValueError(f"checkpoint {path} cannot be read ({problem})")
+        if max(common) != mine[-1]:
+            self.log(f"Resuming from step {max(common)}, the newest checkpoint every worker "
+                     f"has (this worker also has ckpt-{mine[-1]})")
+        return path
+
+    def _check_resumed_config(self, allow_changes):
+        """Refuses hparams that differ from those of the run being resumed."""
+        path = os.path.join(self.config.model_dir, checkpoints.CONFIG_FILE)
+        if not files.exists(path):
+            return
+        resumable, fixed = self.config.changes_since(path)
+        if fixed.get("seed", (0,))[0] is None:  # a run without one (converted) may get one
+            resumable["seed"] = fixed.pop("seed")
+        allowed = {k: fixed.pop(k) for k in list(fixed) if k in allow_changes}
+        if fixed:
+            raise ValueError(
+                f"{path}: {self.latest} was trained with other hparams: " + "; ".join(
+                    f"{k} was {was!r}, now {now!r}" for k, (was, now) in fixed.items())
+                + ". Keep the saved values or use a new model name; to change them "
+                "deliberately (shapes must stay the same), pass --allow-changed-hparams "
+                + ",".join(fixed))
+        for key, (was, now) in {**resumable, **allowed}.items():
+            if key not in ("do_train", "do_eval"):
+                self.log(f"Changed since the last run: {key} = {now!r} (was {was!r})")
+
     def _run_seed(self):
         """`config.seed`, else the seed of the run being resumed, else a fresh one."""
         if self.config.seed is not None:
@@ -82,6 +136,14 @@ class Pretrainer:
             return int(tf.train.load_variable(self.latest, "run_seed/.ATTRIBUTES/VARIABLE_VALUE"))
         # A new run, or one continuing a converted original checkpoint (which has no seed).
         return random.SystemRandom().randrange(2**31)
+
+    def state_variables(self):
+        """{name: variable} of every weight and optimizer slot a checkpoint holds."""
+        state = {name: m.variable for name, m in self.names.items()}
+        for kind in ("adam_m", "adam_v", "accumulators"):
+            for name, slot in getattr(self.optimizer, kind, {}).items():
+                state[f"{name}/{kind}"] = slot
+        return state
 
     @property
     def step(self):
@@ -149,15 +211,26 @@ class Pretrainer:
     def train(self):
         """Trains until `num_train_steps` updates, resuming from the latest checkpoint.
 
+        The chief holds the model directory's lock meanwhile (`electra_common.lock`).
         Returns:
             The mean losses of the last logging interval.
         """
-        config = self.config
         tf.io.gfile.makedirs(self.save_dir)
+        with self.writing():
+            return self._train()
+
+    def writing(self):
+        """A context in which this process may write the model directory: the chief holds
+        its lock (`electra_common.lock`); other workers write only their own files."""
+        if not self.chief:
+            return contextlib.nullcontext()
+        return lock.hold(self.config.model_dir, self.log)
+
+    def _train(self):
+        config = self.config
         if self.chief:
             for directory in (config.model_dir, os.path.join(config.model_dir, "original")):
                 files.remove_leftovers(directory)  # what a killed run left half written
-            checkpoints.write_model_dir_files(config, self.models, config.model_dir)
         iterator = self.input_iterator(config.train_batch_size, self.run_seed)
         run_seed = tf.Variable(self.run_seed, dtype=tf.int64, trainable=False)
         checkpoint = checkpoints.checkpoint_objects(
@@ -171,12 +244,18 @@ class Pretrainer:
             # has no iterator or RNG state, so the rest may be partial.
             checkpoints.read_weights(self.models, self.latest)
             checkpoint.read(self.latest).expect_partial()
+            self._check_finite(f"in {self.latest}, which an older electra-tf saved")
             self.log(f"Resuming from {self.latest} at step {self.step}")
+        if self.chief:  # only now: a run that cannot resume leaves the directory as it was
+            checkpoints.write_model_dir_files(config, self.models, config.model_dir)
+        last_saved = self.latest
         writer = tf.summary.create_file_writer(os.path.join(self.save_dir, "train"))
         train_loop = self._make_train_loop()
         micro = config.gradient_accumulation_steps
         report = progress.Progress(config.num_train_steps, config.train_batch_size * micro,
                                    start_step=self.step, log=self.log)
+        watch = divergence.LossWatch(
+            self.log, hint=f"; a lower learning_rate (now {config.learning_rate:g}) may help")
         last = {}
         while self.step < config.num_train_steps:
             to_checkpoint = config.save_checkpoints_steps - self.step % config.save_checkpoints_steps
@@ -188,29 +267,45 @@ class Pretrainer:
                 if "max_seq_length" not in e.message:
                     raise
                 raise ValueError(f"{config.pretrain_tfrecords}: {_first_line(e.message)}") from None
+            except tf.errors.DataLossError as e:  # a truncated or corrupted shard
+                raise reader.data_loss_error(config.pretrain_tfrecords, e) from None
             if not math.isfinite(last["loss"]):
-                raise FloatingPointError(
-                    f"loss is {last['loss']} at step {self.step}; stopping without saving. "
-                    f"The last good checkpoint is {manager.latest_checkpoint}")
+                raise FloatingPointError(f"loss is {last['loss']} at step {self.step}; "
+                                         + _stopped(last_saved))
             report.update(self.step, last)
+            watch.update(self.step, last["loss"])
             with writer.as_default(step=self.step):
                 # The LR the last update used.
                 lr = float(self.optimizer.schedule(self.optimizer.iterations))
                 for key, value in dict(last, learning_rate=lr).items():
                     summaries.write_scalar(key, value)
             if self.step % config.save_checkpoints_steps == 0 or self.step >= config.num_train_steps:
-                manager.save(checkpoint_number=self.step)
+                # A checkpoint on disk is always finite, so the rotation never drops the last
+                # finite one for a poisoned one.
+                self._check_finite(f"at step {self.step}; " + _stopped(last_saved))
+                last_saved = manager.save(checkpoint_number=self.step)
         writer.flush()
         if self.chief:
             self.write_original_checkpoint()
         return last
+
+    def _check_finite(self, where):
+        bad = divergence.non_finite(self.state_variables())
+        if bad:
+            raise FloatingPointError(
+                f"{len(bad)} weights and optimizer slots hold NaN or infinity ({', '.join(bad[:3])}"
+                f"{', ...' if len(bad) > 3 else ''}) {where}")
 
     def write_original_checkpoint(self):
         """`<model_dir>/original/model.ckpt-<step>`: the original TF1 layout, Adam slots and
         `global_step` included, for any tool that reads original ELECTRA checkpoints."""
         prefix = os.path.join(self.config.model_dir, "original", f"model.ckpt-{self.step}")
         if tf.io.gfile.exists(prefix + ".index"):
-            return prefix
+            problem = checkpoints.unreadable(prefix)
+            if problem is None:
+                return prefix  # written by an earlier run that stopped after it
+            self.log(f"Writing {prefix} again: {problem}")
+            files.remove(prefix + ".index")
         global_step, slots = self.optimizer.original_state()
         return checkpoints.save_original(self.models, prefix, global_step, slots)
 
@@ -234,13 +329,24 @@ class Pretrainer:
         step_fn = tf.function(step_fn)
         totals = EvalTotals()
         for _ in range(num_steps):
-            out = self.strategy.run(step_fn, args=(next(iterator),))
+            try:
+                out = self.strategy.run(step_fn, args=(next(iterator),))
+            except tf.errors.DataLossError as e:
+                raise reader.data_loss_error(config.pretrain_tfrecords, e) from None
             totals.add({k: distribute.local_concat(self.strategy, v).numpy()
                         for k, v in out.items()})
         results = {"global_step": self.step, **totals.result()}
         if write:
             write_results(config, results)
         return results
+
+
+def _stopped(last_saved):
+    """The end of a divergence message: what is kept and how to go on."""
+    kept = (f"the last checkpoint, all finite, is {last_saved}" if last_saved
+            else "no checkpoint was saved")
+    return (f"stopping without saving; {kept}. To go on from it with a lower learning "
+            "rate, re-run with that learning_rate and --allow-changed-hparams learning_rate")
 
 
 def _first_line(message):
@@ -258,8 +364,10 @@ def write_results(config, results):
                               results_text(results))
 
 
-def train_or_eval(config, strategy=None, log=print):
+def train_or_eval(config, strategy=None, log=print, allow_changes=()):
     """The original's `train_or_eval`: exactly one of `do_train` / `do_eval`.
+
+    `allow_changes` as in `Pretrainer`.
 
     Returns:
         The last training losses, or the eval results.
@@ -267,7 +375,7 @@ def train_or_eval(config, strategy=None, log=print):
     if config.do_train == config.do_eval:
         raise ValueError("Exactly one of do_train and do_eval must be true")
     log("Config:\n" + json.dumps(config.to_dict(), indent=1, sort_keys=True))
-    trainer = Pretrainer(config, strategy, log)
+    trainer = Pretrainer(config, strategy, log, allow_changes)
     if config.do_train:
         return trainer.train()
     if trainer.latest is None:
@@ -277,7 +385,10 @@ def train_or_eval(config, strategy=None, log=print):
     checkpoints.checkpoint_objects(trainer.models, trainer.optimizer).read(
         trainer.latest).expect_partial()
     log(f"Evaluating {trainer.latest} (step {trainer.step})")
-    results = trainer.evaluate()
+    with trainer.writing():  # the results files are the model directory's too
+        if trainer.chief:
+            files.remove_leftovers(os.path.dirname(config.results_json))
+        results = trainer.evaluate()
     log(results_text(results))
     return results
 

@@ -1,10 +1,11 @@
 """Endpoints: a served network, the function naming its outputs, and its text signatures.
 
 An `Endpoint` is everything one network contributes to an export: `outputs` (int32
-features → named output tensors, traced once as the `<name>_ids` signature) and the
-raw-text signatures that feed it (`TextSignature`s, each tokenising its string inputs in the
-graph). This module has the endpoints of a pretraining model directory; a higher layer
-adds its own (fine-tuned tasks define theirs in `finetune.serving`).
+features → named output tensors, traced once as the `<name>_ids` signature), the raw-text
+signatures that feed it (`TextSignature`s, each tokenising its string inputs in the graph)
+and the id ranges its embedding tables accept (checked on every request). This module has
+the endpoints of a pretraining model directory; a higher layer adds its own (fine-tuned
+tasks define theirs in `finetune.serving`).
 """
 
 import dataclasses
@@ -63,12 +64,21 @@ class Endpoint:
         outputs: int32 features dict [batch, seq] → dict of named output tensors.
         text_signatures: the endpoint's `TextSignature`s.
         model: the Keras model(s) whose variables `outputs` uses (tracked for saving).
+        vocab_size: `input_ids` must be in [0, vocab_size) (the word embedding rows).
+        type_vocab_size: `segment_ids` must be in [0, type_vocab_size) (token type rows).
     """
 
     name: str
     outputs: Callable[[dict], dict]
     text_signatures: list
     model: object
+    vocab_size: int
+    type_vocab_size: int
+
+
+def id_ranges(encoder):
+    """(vocab_size, type_vocab_size) of an `Encoder`: the ids its embeddings accept."""
+    return encoder.vocab_size, encoder.type_vocab_size
 
 
 def discriminator_endpoint(discriminator, text_encoder):
@@ -87,7 +97,8 @@ def discriminator_endpoint(discriminator, text_encoder):
                 "pooled_output": tf.cast(out["pooled_output"], tf.float32)}
 
     return Endpoint("discriminator", outputs,
-                    [single_text(text_encoder), pair_text(text_encoder)], discriminator)
+                    [single_text(text_encoder), pair_text(text_encoder)], discriminator,
+                    *id_ranges(discriminator.encoder))
 
 
 def encoder_endpoint(encoder, text_encoder):
@@ -97,7 +108,8 @@ def encoder_endpoint(encoder, text_encoder):
         return {k: tf.cast(out[k], tf.float32) for k in ("sequence_output", "pooled_output")}
 
     return Endpoint("encoder", outputs,
-                    [single_text(text_encoder), pair_text(text_encoder)], encoder)
+                    [single_text(text_encoder), pair_text(text_encoder)], encoder,
+                    *id_ranges(encoder))
 
 
 def masked_positions(input_ids, mask_id):
@@ -138,4 +150,7 @@ def generator_endpoint(generator, text_encoder, top_k):
                 "top_k_ids": ids, "top_k_tokens": text_encoder.tokens(ids),
                 "top_k_probabilities": probabilities}
 
-    return Endpoint("generator", outputs, [masked_text(text_encoder)], generator)
+    # Electric's towers share one vocabulary and token type table size.
+    encoder = generator.encoder if hasattr(generator, "encoder") else generator.ltr_encoder
+    return Endpoint("generator", outputs, [masked_text(text_encoder)], generator,
+                    *id_ranges(encoder))

@@ -5,6 +5,11 @@ Every endpoint gets its `<name>_ids` signature (int32 `input_ids`, `input_mask`,
 inputs tokenised in the graph by the training tokenizer). `serving_default` is the first
 text signature of the first endpoint. Raw-text batches are padded to their longest member,
 at most `max_seq_length` tokens.
+
+Every request is checked before the network reads it: an id outside its embedding table
+fails the call with an `InvalidArgumentError` naming the input, the position, the value and
+the valid range (Keras' lookup would wrap -1 round to V-1 silently). An empty batch gives
+empty outputs (batch 0; the sequence dimension then at least 1).
 """
 
 import inspect
@@ -59,6 +64,8 @@ class ServingModule(tf.Module):
 
         def serve_text(*texts):
             features, extras = text.encode(*texts)
+            # An empty batch has no positions; its per-token outputs get one (see serve_ids).
+            features = {k: _at_least(v, 0, 1) for k, v in features.items()}
             outputs = {**features, "tokens": self.text_encoder.tokens(features["input_ids"]),
                        **serve_ids(**features)}
             if text.finish:
@@ -72,15 +79,56 @@ class ServingModule(tf.Module):
 
 
 def _ids_function(endpoint):
-    """The endpoint on int32 features, as a `tf.function` of the three inputs."""
+    """The endpoint on int32 features, as a `tf.function` of the three inputs: the ids
+    checked against the embedding tables first, and an empty batch answered."""
     spec = tf.TensorSpec([None, None], tf.int32)
 
     @tf.function(input_signature=[spec, spec, spec], autograph=False)
     def serve_ids(input_ids, input_mask, segment_ids):
-        return endpoint.outputs({"input_ids": input_ids, "input_mask": input_mask,
-                                 "segment_ids": segment_ids})
+        batch = tf.shape(input_ids)[0]
+        # The networks read position 0 ([CLS]) of every row and gather at [MASK] positions,
+        # which an empty batch does not have: it runs on one row of padding, then dropped.
+        features = {k: _at_least(v, 1, 1) for k, v in (
+            ("input_ids", input_ids), ("input_mask", input_mask), ("segment_ids", segment_ids))}
+        checks = [_check_range("input_ids", features["input_ids"], endpoint.vocab_size,
+                               "vocab_size"),
+                  _check_range("segment_ids", features["segment_ids"],
+                               endpoint.type_vocab_size, "type_vocab_size")]
+        with tf.control_dependencies(checks):  # before any lookup can fail or wrap round
+            features = {k: tf.identity(v) for k, v in features.items()}
+        return {k: v[:batch] for k, v in endpoint.outputs(features).items()}
 
     return serve_ids
+
+
+def _check_range(name, ids, size, size_name):
+    """An assertion that every value of `ids` is in [0, size).
+
+    Args:
+        name: the input's name, for the message.
+        ids: int32 [batch, seq], at least one row and position.
+        size: the table size; `size_name` its config field.
+    Returns:
+        The `Assert` op; its message names the first id outside the range, e.g.
+        "input_ids[1, 2] = -1 is outside [0, 1024) (vocab_size)".
+    """
+    outside = tf.cast(tf.where((ids < 0) | (ids >= size)), tf.int32)  # [n, 2]
+    first = tf.concat([outside, tf.zeros([1, 2], tf.int32)], 0)[0]  # [0, 0] if none
+    message = tf.strings.format(
+        f"{name}[{{}}, {{}}] = {{}} is outside [0, {size}) ({size_name})",
+        (first[0], first[1], tf.gather_nd(ids, first)))
+    return tf.debugging.Assert(tf.equal(tf.shape(outside)[0], 0), [message],
+                               name=f"check_{name}")
+
+
+def _at_least(tensor, rows, columns):
+    """A [B, S] tensor padded with zeros to at least `rows` rows and `columns` columns."""
+    shape = tf.shape(tensor)
+    tensor = tf.concat([tensor, tf.zeros([tf.maximum(rows - shape[0], 0), shape[1]],
+                                         tensor.dtype)], 0)
+    extra_columns = tf.zeros([tf.shape(tensor)[0], tf.maximum(columns - shape[1], 0)],
+                             tensor.dtype)
+    return tf.concat([tensor, extra_columns], 1)
 
 
 def _named(function, names):

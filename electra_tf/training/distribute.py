@@ -77,3 +77,19 @@ def global_sum(value):
     if context is None or context.num_replicas_in_sync == 1:
         return value
     return context.all_reduce("sum", value)
+
+
+def gather_lists(strategy, values, size=64):
+    """Every replica's list of (at most `size`) non-negative ints, through one all-gather.
+
+    Args:
+        strategy: the run's strategy; outside multi-worker runs the lists are this process'.
+        values: this worker's ints (the last `size` are kept).
+    Returns:
+        A list of lists, one per replica (a worker's replicas give the same list).
+    """
+    values = [int(v) for v in values][-size:]
+    row = tf.constant(values + [-1] * (size - len(values)), tf.int64)
+    per_replica = strategy.experimental_distribute_values_from_function(lambda _: row)
+    rows = strategy.gather(per_replica, axis=0).numpy().reshape(-1, size)
+    return [[int(v) for v in r if v >= 0] for r in rows]

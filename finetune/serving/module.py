@@ -13,7 +13,8 @@ The outputs are listed in `task_outputs` and `text`. The text signatures also re
 features and their `tokens`.
 """
 
-from electra_tf.serving.endpoints import Endpoint, TextSignature, pair_text, single_text
+from electra_tf.serving.endpoints import (
+    Endpoint, TextSignature, id_ranges, pair_text, single_text)
 from electra_tf.serving.module import ServingModule
 from electra_tf.serving.text_encoder import TextEncoder
 from finetune import model_dir as model_dir_lib
@@ -65,21 +66,22 @@ def task_endpoint(task, model, text_encoder, config):
     head, encoder = model.heads[task.name], model.encoder
     if task.task_type == "classification":
         read = single_text if task.name in SINGLE_SENTENCE_TASKS else pair_text
-        return Endpoint(task.name, classification_outputs(encoder, head, task.label_list),
-                        [read(text_encoder, suffix="text")], model)
-    if task.task_type == "regression":
-        return Endpoint(task.name, regression_outputs(encoder, head, task.min_value,
-                                                      task.max_value),
-                        [pair_text(text_encoder, suffix="text")], model)
-    if task.task_type == "tagging":
+        outputs = classification_outputs(encoder, head, task.label_list)
+        text = read(text_encoder, suffix="text")
+    elif task.task_type == "regression":
+        outputs = regression_outputs(encoder, head, task.min_value, task.max_value)
+        text = pair_text(text_encoder, suffix="text")
+    elif task.task_type == "tagging":
         tags = model_dir_lib.label_names(task)
         tagger = WordTagger(text_encoder, tags)
+        outputs = tagging_outputs(encoder, head, tags)
         text = TextSignature("text", ("text",), tagger.encode, WORDS_EXAMPLE, tagger.finish)
-        return Endpoint(task.name, tagging_outputs(encoder, head, tags), [text], model)
-    if task.task_type == "qa":
+    elif task.task_type == "qa":
         reader = QAReader(text_encoder, config.max_query_length)
+        outputs = qa_outputs(encoder, head, config, task.v2)
         text = TextSignature("text", ("question", "context"), reader.encode, QA_EXAMPLE,
                              reader.finish)
-        return Endpoint(task.name, qa_outputs(encoder, head, config, task.v2), [text], model)
-    raise ValueError(f"task {task.name}: cannot serve task_type {task.task_type!r} (expected "
-                     "classification, regression, tagging or qa)")
+    else:
+        raise ValueError(f"task {task.name}: cannot serve task_type {task.task_type!r} "
+                         "(expected classification, regression, tagging or qa)")
+    return Endpoint(task.name, outputs, [text], model, *id_ranges(encoder))

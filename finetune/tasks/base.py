@@ -25,7 +25,8 @@ class Task:
 
     The interface every task implements (the original's `Task`): `get_examples(split)`,
     `get_test_splits()`, `featurize(examples, is_training)`, `feature_specs()`,
-    `build_head()` and `score(examples, outputs, split)`.
+    `build_head()` and `score(examples, outputs, split)`; and, for the record cache,
+    `data_files(split)` and `featurize_settings()`.
 
     Args:
         config: a `FinetuningConfig` (raw data dir, max_seq_length, task_names, debug).
@@ -45,6 +46,16 @@ class Task:
 
     def get_test_splits(self):
         return ["test"]
+
+    def data_files(self, split):
+        """The files `get_examples(split)` reads (the record cache is keyed by their
+        content)."""
+        raise NotImplementedError
+
+    def featurize_settings(self):
+        """{name: value} of every setting `featurize` depends on besides the tokenizer
+        (the record cache is keyed by them); tasks add their own."""
+        return {"max_seq_length": self.config.max_seq_length, "debug": self.config.debug}
 
     def featurize(self, examples, is_training=False):
         """Featurises examples into records: a dict of stacked NumPy arrays with the shared

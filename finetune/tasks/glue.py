@@ -51,9 +51,15 @@ class ClassificationTask(Task):
             raise ValueError(f"label {value!r} is not one of {self.label_list}")
         return value
 
+    def data_files(self, split):
+        return [self.path(split + ".tsv")]
+
+    def featurize_settings(self):
+        return dict(super().featurize_settings(),
+                    double_unordered=self.config.double_unordered)
+
     def get_examples(self, split):
-        filename = split + ".tsv"
-        path = self.path(filename)
+        path, = self.data_files(split)
         # Debug mode reads the first 100 lines, header included (as the original).
         rows = read_tsv(path, max_lines=100 if self.config.debug else None)
         return self._create_examples(rows, split, path)
@@ -183,8 +189,8 @@ class MNLI(ClassificationTask):
     def __init__(self, config, tokenizer):
         super().__init__(config, "mnli", tokenizer, ["contradiction", "entailment", "neutral"])
 
-    def get_examples(self, split):
-        return super().get_examples(split + "_matched" if split == "dev" else split)
+    def data_files(self, split):
+        return super().data_files(split + "_matched" if split == "dev" else split)
 
     def get_test_splits(self):
         return ["test_matched", "test_mismatched", "diagnostic"]

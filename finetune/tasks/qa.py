@@ -48,10 +48,15 @@ class QATask(Task):
     def get_test_splits(self):
         return ["test"]
 
-    def add_paragraph(self, examples, paragraph, split, where):
+    def featurize_settings(self):
+        return dict(super().featurize_settings(), max_query_length=self.config.max_query_length,
+                    doc_stride=self.config.doc_stride)
+
+    def add_paragraph(self, examples, paragraph, split, where, seen_ids=None):
         """`qa_examples.add_paragraph` for this task: appends the questions on one context
         to `examples`; returns how many training questions were skipped."""
-        return add_paragraph(examples, paragraph, self.name, self.v2, split, where)
+        return add_paragraph(examples, paragraph, self.name, self.v2, split, where,
+                             seen_ids, "id" if "squad" in self.name else "qid")
 
     def log_counts(self, split, examples, failures):
         skipped = (f", {failures} training questions skipped (answer not found in the "
@@ -199,17 +204,22 @@ class QATask(Task):
 class SQuADTask(QATask):
     """SQuAD JSON (`<split>.json`, `<split>-debug.json` in debug mode)."""
 
+    def data_files(self, split):
+        return [self.path(split + ("-debug" if self.config.debug else "") + ".json")]
+
     def get_examples(self, split):
-        path = self.path(split + ("-debug" if self.config.debug else "") + ".json")
+        path, = self.data_files(split)
         with tf.io.gfile.GFile(path, "r") as f:
             try:
                 data = json.load(f)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}: malformed JSON: {e}") from None
-        examples, failures = [], 0
-        for article in json_field(data, "data", path):
-            for paragraph in json_field(article, "paragraphs", path):
-                failures += self.add_paragraph(examples, paragraph, split, path)
+        examples, failures, seen_ids = [], 0, {}
+        for i, article in enumerate(json_field(data, "data", path)):
+            for j, paragraph in enumerate(json_field(article, "paragraphs", path)):
+                failures += self.add_paragraph(examples, paragraph, split,
+                                               f"{path}: article {i + 1}, paragraph {j + 1}",
+                                               seen_ids)
         self.log_counts(split, examples, failures)
         return examples
 
@@ -218,9 +228,12 @@ class MRQATask(QATask):
     """MRQA JSONL (`<split>.jsonl`): a header line, then one context per line; debug mode
     reads the first 11 lines."""
 
+    def data_files(self, split):
+        return [self.path(split + ".jsonl")]
+
     def get_examples(self, split):
-        path = self.path(split + ".jsonl")
-        examples, failures = [], 0
+        path, = self.data_files(split)
+        examples, failures, seen_ids = [], 0, {}
         with tf.io.gfile.GFile(path, "r") as f:
             for i, line in enumerate(f):
                 if self.config.debug and i > 10:
@@ -232,7 +245,8 @@ class MRQATask(QATask):
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{i + 1}: malformed JSON: {e}") from None
                 if "header" not in entry:
-                    failures += self.add_paragraph(examples, entry, split, f"{path}:{i + 1}")
+                    failures += self.add_paragraph(examples, entry, split, f"{path}:{i + 1}",
+                                                   seen_ids)
         self.log_counts(split, examples, failures)
         return examples
 
@@ -277,8 +291,8 @@ def tfds_qa_examples(task, split, data_dir=None):
         raise ValueError(f"tfds {name} has the splits train and dev, not {split!r}")
     dataset = tfds.load(name, split="validation" if split == "dev" else split,
                         data_dir=data_dir, download=False)
-    examples, failures = [], 0
-    for record in tfds.as_numpy(dataset):
+    examples, failures, seen_ids = [], 0, {}
+    for i, record in enumerate(tfds.as_numpy(dataset)):
         answers = record["answers"]
         qa = {"id": record["id"].decode("utf-8"),
               "question": record["question"].decode("utf-8"),
@@ -286,7 +300,8 @@ def tfds_qa_examples(task, split, data_dir=None):
               "answers": [{"text": t.decode("utf-8"), "answer_start": int(s)}
                           for t, s in zip(answers["text"], answers["answer_start"])]}
         paragraph = {"context": record["context"].decode("utf-8"), "qas": [qa]}
-        failures += task.add_paragraph(examples, paragraph, split, f"tfds {name} {split}")
+        failures += task.add_paragraph(examples, paragraph, split,
+                                       f"tfds {name} {split}: record {i + 1}", seen_ids)
     task.log_counts(split, examples, failures)
     return examples
 

@@ -3,7 +3,8 @@ a SQuAD paragraph or an MRQA line as the original (`read_squad_examples`).
 
 Training questions whose answer cannot be recovered from the context (the offset does not
 match the text, or the answer runs past the end) are skipped and counted, as the original
-logged them; a missing field is an error naming its place.
+logged them; a missing field, a missing or repeated question id and a non-integer answer
+start are errors naming the file and the question.
 """
 
 import dataclasses
@@ -67,7 +68,8 @@ class QAExample:
     answers: list = dataclasses.field(default_factory=list)
 
 
-def add_paragraph(examples, paragraph, task_name, v2, split, where):
+def add_paragraph(examples, paragraph, task_name, v2, split, where, seen_ids=None,
+                  id_key="id"):
     """Appends the questions on one context as `QAExample`s (eid = index in
     `examples`).
 
@@ -77,17 +79,32 @@ def add_paragraph(examples, paragraph, task_name, v2, split, where):
         task_name: the task the examples belong to.
         v2: SQuAD 2.0: training questions carry `is_impossible`.
         split: answers are checked (and `is_impossible` read) for "train" only.
-        where: the file (and line) for error messages.
+        where: the file and the paragraph's place in it, for error messages.
+        seen_ids: {question id: its place} of the file so far, updated (None: check
+            this paragraph's ids only).
+        id_key: the field that identifies a question: "id" (SQuAD) or "qid" (MRQA).
     Returns:
         How many training questions were skipped because their answer cannot be
         recovered from the context.
+    Raises:
+        ValueError: a question without an id, or with the id of an earlier question
+            (predictions are keyed by it).
     """
     context = json_field(paragraph, "context", where)
     doc_tokens, char_to_word_offset = split_doc(context)
-    failures = 0
-    for qa in json_field(paragraph, "qas", where):
+    failures, seen_ids = 0, {} if seen_ids is None else seen_ids
+    for k, qa in enumerate(json_field(paragraph, "qas", where)):
+        where_q = f"{where}, question {k + 1}"
+        question_id = qa.get(id_key) if isinstance(qa, dict) else None
+        if question_id is None or question_id == "":
+            raise ValueError(f"{where_q}: no question id (field {id_key!r}); predictions "
+                             "are keyed by it")
+        where_q += f" ({id_key} {question_id!r})"
+        if question_id in seen_ids:
+            raise ValueError(f"{where_q}: the id of an earlier question "
+                             f"({seen_ids[question_id]}); question ids must be unique")
+        seen_ids[question_id] = where_q
         qas_id, qid = qa.get("id"), qa.get("qid")
-        where_q = f"{where}: question {qas_id if qid is None else qid}"
         answers = qa.get("answers", [])
         example = QAExample(
             len(examples), task_name, qas_id, json_field(qa, "question", where_q),
@@ -115,6 +132,9 @@ def set_answer(example, qa, char_to_word_offset, where):
     else:  # SQuAD
         answer = first_answer(qa.get("answers"), where, "answers")
         offset = json_field(answer, "answer_start", where)
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise ValueError(f"{where}: the answer's start must be an integer character offset, "
+                         f"got {offset!r}")
     text = json_field(answer, "text", where)
     end = offset + len(text) - 1
     if not 0 <= offset <= end < len(char_to_word_offset):

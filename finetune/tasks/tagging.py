@@ -36,9 +36,17 @@ class TaggingTask(Task):
         super().__init__(config, name, tokenizer)
         self._label_mapping = None
 
+    def data_files(self, split):
+        return [self.path(split + ".txt")]
+
+    def featurize_settings(self):
+        """The label map too: it comes from every split's tags, or a saved model."""
+        return dict(super().featurize_settings(), **{
+            f"{self.name}_labels": sorted(self.label_mapping, key=self.label_mapping.get)})
+
     def read_sentences(self, split):
         """[(words, tags)] of a split; debug mode stops after 101 sentences (original)."""
-        path = self.path(split + ".txt")
+        path, = self.data_files(split)
         sentences, sentence = [], []
         with tf.io.gfile.GFile(path) as f:
             for line_number, line in enumerate(f, 1):

@@ -1,5 +1,6 @@
 """Whole runs: the original tiny checkpoint fine-tuned on two tiny tasks, then scored; trials,
-model directories kept or replaced; one device, MirroredStrategy and two workers agree."""
+model directories kept or replaced; one run at a time; one device, MirroredStrategy and two
+workers agree."""
 
 import json
 import os
@@ -49,6 +50,7 @@ def test_keep_all_models_false_keeps_only_the_last(data_dir):
     run_finetuning(config)
     assert not os.path.exists(config.model_dir + "_1")
     assert os.path.exists(config.model_dir + "_2/" + model_dir.WEIGHTS_FILE)
+    assert os.listdir(os.path.dirname(config.model_dir)) == ["rte_model_2"]  # lock released
 
 
 def test_foreign_files_in_a_model_dir_stop_the_run_before_training(data_dir):
@@ -59,6 +61,33 @@ def test_foreign_files_in_a_model_dir_stop_the_run_before_training(data_dir):
     with pytest.raises(FileExistsError, match="notes.txt"):
         run_finetuning(config)
     assert open(config.model_dir + "_1/notes.txt").read() == "mine"
+
+
+HOLD = """
+import sys
+from electra_common import lock
+with lock.hold(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_run_on_the_models_directory_is_refused(data_dir):
+    from electra_common.lock import DirectoryLocked
+
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["rte"], **TINY)
+    models = os.path.dirname(config.model_dir)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, models], cwd=REPO, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(DirectoryLocked, match=f"{models}: another run writes here: pid "
+                                                  f"{holder.pid} on "):
+            run_finetuning(config)
+    finally:
+        holder.communicate("", timeout=60)
+    assert not os.path.exists(config.model_dir + "_1")  # refused before writing anything
+    assert not os.path.exists(config.preprocessed_data_dir)
 
 
 CHUNK = [f"{w} X {t}" for w, t in zip("the cat sat on a mat".split(),

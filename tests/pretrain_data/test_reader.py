@@ -82,3 +82,76 @@ def test_checkpointed_iterator_resumes_exactly(tmp_path):
     restored = iter(reader.get_dataset(str(tmp_path / "pretrain_data*"), 8, 4, seed=5))
     tf.train.Checkpoint(data=restored).restore(path)
     assert [next(restored)["input_ids"].numpy().tolist() for _ in range(20)] == expected
+
+
+def record_starts(path):
+    """Byte offset of each record, from the lengths TensorFlow reads back (16 framing bytes:
+    length, its CRC, data, its CRC)."""
+    starts = [0]
+    for record in tf.data.TFRecordDataset(path):
+        starts.append(starts[-1] + 16 + len(record.numpy()))
+    return starts
+
+
+def damage(path, flip=None, keep=None):
+    """Flips every bit of byte `flip`, and/or keeps the first `keep` bytes only."""
+    data = bytearray(path.read_bytes())
+    if flip is not None:
+        data[flip] ^= 0xFF
+    path.write_bytes(bytes(data[:keep]))
+
+
+def test_check_shards_names_the_file_record_and_what_is_wrong(tmp_path):
+    write_shards(tmp_path, 3, 6)
+    shards = sorted(tmp_path.iterdir())
+    assert reader.check_shards(str(tmp_path / "*")) == {str(p): 6 for p in shards}
+    starts = record_starts(shards[1])
+    cases = [  # (damage, the error's text after the file name)
+        (dict(flip=starts[2] + 20), f"corrupted record 2 at byte {starts[2]}: CRC mismatch "
+                                    "in its data (its bytes changed after writing)"),
+        (dict(flip=starts[3] + 1), f"corrupted record 3 at byte {starts[3]}: CRC mismatch "
+                                   "in its length"),
+        (dict(keep=starts[5] + 30), f"truncated record 5 at byte {starts[5]}: the file ends "
+                                    f"after {starts[5] + 30} bytes, inside the record"),
+        # TFRecordReader itself takes a partial header for the end of the file.
+        (dict(keep=starts[4] + 5), f"truncated record 4 at byte {starts[4]}: the file ends "
+                                   f"after {starts[4] + 5} bytes, inside the record's header"),
+    ]
+    original = shards[1].read_bytes()
+    for how, expected in cases:
+        shards[1].write_bytes(original)
+        damage(shards[1], **how)
+        with pytest.raises(reader.CorruptShardError) as error:
+            reader.check_shards(str(tmp_path / "*"))
+        message = str(error.value)
+        assert message.startswith(f"{shards[1]}: {expected}") and "\n" not in message, how
+        assert message.endswith("rebuild or copy the shard again")
+
+
+def test_data_loss_while_training_is_raised_naming_the_shard(tmp_path):
+    write_shards(tmp_path, 4, 6)
+    bad = tmp_path / "pretrain_data.tfrecord-2-of-4"
+    start = record_starts(bad)[4]
+    damage(bad, flip=start + 30)
+    pattern = str(tmp_path / "pretrain_data*")
+    iterator = iter(reader.get_dataset(pattern, 8, batch_size=4, seed=0))
+
+    @tf.function
+    def train_loop(iterator, num_steps):  # as the trainer reads: next() inside a tf.function
+        total = tf.constant(0)
+        for _ in tf.range(num_steps):
+            total += tf.reduce_sum(next(iterator)["input_ids"])
+        return total
+
+    with pytest.raises(tf.errors.DataLossError) as caught:
+        train_loop(iterator, tf.constant(20))
+    assert str(bad) not in caught.value.message  # what TensorFlow says does not name it
+    error = reader.data_loss_error(pattern, caught.value)
+    assert isinstance(error, OSError)
+    assert str(error).startswith(f"{bad}: corrupted record 4 at byte {start}: CRC mismatch")
+
+    # Every shard intact again (a transient read error): the patterns and TF's words.
+    write_shards(tmp_path, 4, 6)
+    error = reader.data_loss_error(pattern, caught.value)
+    assert str(error) == (f'{pattern}: reading failed with "corrupted record at {start + 12}", '
+                          "but every shard reads back intact now (a transient read error?)")

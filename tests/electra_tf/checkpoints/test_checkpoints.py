@@ -1,7 +1,9 @@
 """Conversion to and from the original checkpoint layout: names, shapes, round trips, errors."""
 
 import json
+import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -294,6 +296,40 @@ def test_an_inferred_config_takes_its_paths_from_the_output_directory(tiny_prefi
     saved = json.loads((out / "config.json").read_text())
     assert saved["model_name"] == "tiny" and saved["data_dir"] == str(tmp_path / "data")
     assert saved["resolved"]["vocab_file"] == str(tmp_path / "data" / "vocab.txt")
+
+
+def suggested_config(text):
+    """The JSON the head-count warning gives after --config."""
+    match = re.search(r"--config '(\{.*\})'", text)
+    assert match, text
+    return json.loads(match.group(1))
+
+
+def test_an_assumed_head_count_is_a_warning_with_the_config_that_overrides_it(
+        tiny_prefix, tiny_loaded, tmp_path, caplog):
+    # The tiny fixture has 4 heads at H=64, so the H // 64 rule gets it wrong.
+    run = _cli("--from-original", tiny_prefix, "--output", str(tmp_path / "models" / "a"))
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "num_attention_heads" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "num_attention_heads=1 assumed: a TF1 checkpoint does not store the head count")
+    hparams = suggested_config(warnings[0])
+    assert hparams["model_hparam_overrides"]["num_attention_heads"] == 1
+
+    # The suggested --config, with the right count, gives the trained model and no warning.
+    hparams["model_hparam_overrides"]["num_attention_heads"] = 4
+    with caplog.at_level(logging.WARNING):
+        config = checkpoints.config_for_dir(str(tmp_path / "models" / "b"), json.dumps(hparams))
+        loaded = checkpoints.convert_from_original(tiny_prefix, config.model_dir, config)
+    assert caplog.text == ""
+    features = _features(vocab=1024)
+    np.testing.assert_array_equal(loaded.discriminator(features)["logits"],
+                                  tiny_loaded.discriminator(features)["logits"])
+    with caplog.at_level(logging.WARNING):
+        checkpoints.convert_from_original(tiny_prefix, str(tmp_path / "models" / "c"))
+    assert len(caplog.records) == 1 and suggested_config(caplog.text) == dict(
+        hparams, model_hparam_overrides=dict(hparams["model_hparam_overrides"],
+                                             num_attention_heads=1))
 
 
 def test_checkpoints_of_another_format_or_model_are_refused(tiny_loaded, tiny_hparams, tmp_path):

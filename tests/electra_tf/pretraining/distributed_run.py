@@ -1,13 +1,20 @@
 """Runs a tiny pretraining in a fresh process, for the tests that need one.
 
     python distributed_run.py mirrored DATA_DIR OUT.json   # one device vs MirroredStrategy
-    python distributed_run.py worker DATA_DIR OUT.npz      # one MultiWorkerMirrored worker
+    python distributed_run.py worker DATA_DIR OUT.npz [MODEL STEPS SAVE_STEPS]
+                                                          # one MultiWorkerMirrored worker
 
 A fresh process is needed: logical devices and collective ops are fixed at TF start-up.
+A worker with `STALL_AT_CHECKPOINT=after:<step>` in its environment stops making progress
+once its `checkpoint` state file names `ckpt-<step>`, with `before:<step>` just before it
+saves `ckpt-<step>` (it prints `stalled before|after ckpt-<step>` and sleeps), so that a
+test can kill it at a known point while its peer waits in a collective or saves.
 """
 
 import json
+import os
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -19,13 +26,31 @@ HPARAMS = dict(vocab_size=1024, max_seq_length=32, embedding_size=32, train_batc
                                        "num_attention_heads": 2, "intermediate_size": 128,
                                        "hidden_dropout_prob": 0.0,
                                        "attention_probs_dropout_prob": 0.0})
+STALL_SECONDS = 600  # longer than any test waits: the test kills the process first
 
 
 def weights(trainer):
     return {n: m.variable.numpy() for n, m in trainer.names.items()}
 
 
-def main(mode, data_dir, out):
+def stall_at_checkpoint(when, step):
+    """Makes `CheckpointManager.save` of `ckpt-<step>` sleep `when` ("before", "after") it."""
+    save = tf.train.CheckpointManager.save
+
+    def stalling_save(self, *args, checkpoint_number=None, **kwargs):
+        if when == "before" and checkpoint_number == step:
+            print(f"stalled before ckpt-{step}", flush=True)
+            time.sleep(STALL_SECONDS)
+        path = save(self, *args, checkpoint_number=checkpoint_number, **kwargs)
+        if when == "after" and checkpoint_number == step:
+            print(f"stalled after ckpt-{step}", flush=True)
+            time.sleep(STALL_SECONDS)
+        return path
+
+    tf.train.CheckpointManager.save = stalling_save
+
+
+def main(mode, data_dir, out, model="multi", steps="4", save_steps="100"):
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -46,10 +71,13 @@ def main(mode, data_dir, out):
             json.dump({"one": results["one"]["losses"], "mirrored": results["mirrored"]["losses"],
                        "replicas": results["mirrored"]["replicas"], "max_weight_diff": diff}, f)
     else:
+        if "STALL_AT_CHECKPOINT" in os.environ:
+            when, step = os.environ["STALL_AT_CHECKPOINT"].split(":")
+            stall_at_checkpoint(when, int(step))
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        config = PretrainingConfig("multi", data_dir, num_train_steps=4, strategy="multi_worker",
-                                   **HPARAMS)
-        trainer = training.Pretrainer(config, strategy, log=print)
+        config = PretrainingConfig(model, data_dir, strategy="multi_worker", **dict(
+            HPARAMS, num_train_steps=int(steps), save_checkpoints_steps=int(save_steps)))
+        trainer = training.Pretrainer(config, strategy, log=lambda line: print(line, flush=True))
         trainer.train()
         np.savez(out, **weights(trainer))
 

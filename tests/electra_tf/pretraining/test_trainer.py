@@ -119,10 +119,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(data_dir):
     assert a.keys() == b.keys() and len(a) == 3 * 80  # weights, adam_m, adam_v
     for name in a:
         np.testing.assert_allclose(a[name], b[name], atol=1e-6, err_msg=name)
-    # Re-running a finished run changes nothing.
-    again = _run(data_dir, "killed", hparams)
-    assert again.wait(timeout=300) == 0
-    assert tf.train.latest_checkpoint(str(data_dir / "models/killed")) == latest_b
+    # (Re-running a finished run: the last case of test_faults.py.)
 
 
 def test_mirrored_equals_one_device(data_dir, tmp_path):
@@ -146,27 +143,6 @@ def _free_ports(n):
     for s in sockets:
         s.close()
     return ports
-
-
-def test_multi_worker_mirrored_two_processes(data_dir, tmp_path):
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    workers = []
-    for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "distributed_run.py"), "worker", str(data_dir),
-             str(tmp_path / f"worker{index}.npz")], cwd=REPO, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [w.communicate(timeout=600)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), "\n".join(o[-3000:] for o in outputs)
-    a, b = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
-    assert set(a.files) == set(b.files)
-    for name in a.files:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    assert (data_dir / "models/multi/ckpt-4.index").exists()
-    assert (data_dir / "models/multi/.worker-1/ckpt-4.index").exists()  # its data position
 
 
 def test_bad_input(data_dir, tmp_path):

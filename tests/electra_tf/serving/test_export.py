@@ -22,7 +22,7 @@ from electra_tf import checkpoints, models as modeling
 from electra_tf.config import PretrainingConfig
 from electra_tf.models.encoder import INPUT_NAMES
 from electra_tf.serving import endpoints as endpoints_lib, export as export_lib, warmup
-from electra_tf.serving.text_encoder import pair_lengths
+from electra_tf.serving.text_encoder import TextEncoder, pair_lengths
 from pretrain_data import tokenization
 from pretrain_data.tokenization import FullTokenizer
 from tests.conftest import FIXTURES, REPO
@@ -260,6 +260,115 @@ def assert_recorded_ops(exported, kind):
     assert ops == recorded, f"op types no longer used: {sorted(set(recorded) - set(ops))}"
     not_core = [op for op in ops if not hasattr(tf.raw_ops, op)]
     assert not_core == sorted(export_check.TF_TEXT_SERVING_OPS)
+
+
+# ------------------------------------------------------------------ request validation
+
+
+@pytest.fixture(scope="module")
+def reloaded(exported):
+    """The export loaded back in this process."""
+    return tf.saved_model.load(exported)
+
+
+def with_value(features, name, value, at=(1, 2)):
+    """A copy of `features` with `features[name][at]` set to `value`."""
+    features = {k: np.array(v) for k, v in features.items()}
+    features[name][at] = value
+    return features
+
+
+# (input, bad value, the message: the input, where, the value and the valid range)
+OUT_OF_RANGE = [
+    ("input_ids", -1, r"input_ids\[1, 2\] = -1 is outside \[0, 1024\) \(vocab_size\)"),
+    ("input_ids", 1024, r"input_ids\[1, 2\] = 1024 is outside \[0, 1024\) \(vocab_size\)"),
+    ("segment_ids", 2,
+     r"segment_ids\[1, 2\] = 2 is outside \[0, 2\) \(type_vocab_size\)"),
+]
+
+
+@pytest.mark.parametrize("signature", ["discriminator_ids", "generator_ids"])
+@pytest.mark.parametrize("name,value,message", OUT_OF_RANGE)
+def test_ids_outside_the_embedding_tables_are_rejected(reloaded, expected_features, signature,
+                                                       name, value, message):
+    # -1 used to wrap round to id V-1 silently; V and segment 2 failed deep in a gather.
+    bad = with_value(expected_features["masked"], name, value)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        reloaded.signatures[signature](**bad)
+
+
+def test_valid_ids_give_the_networks_outputs_unchanged(reloaded, expected_features,
+                                                      keras_models):
+    # the edges of both ranges are valid
+    features = with_value(with_value(expected_features["text"], "input_ids", 1023),
+                          "segment_ids", 1, at=(0, 3))
+    text_encoder = TextEncoder(VOCAB, MAX_SEQ_LENGTH)
+    endpoints = export_lib.pretrained_endpoints(keras_models, text_encoder, top_k=5)
+    direct = {e.name: tf.function(e.outputs, autograph=False)(features) for e in endpoints}
+    for name, expected in direct.items():
+        served = reloaded.signatures[f"{name}_ids"](**features)
+        assert sorted(served) == sorted(expected)
+        for key, value in expected.items():
+            if value.dtype.is_floating:  # another graph: float sums may differ in the last bit
+                np.testing.assert_allclose(served[key], value, atol=1e-5, err_msg=key)
+            else:
+                np.testing.assert_array_equal(served[key], value, err_msg=f"{name} {key}")
+
+
+def tensors(inputs):
+    """{input: ndarray} → {input: tensor}, strings (also of an empty array) as tf.string."""
+    return {k: tf.constant(v, tf.string if v.dtype == object else None)
+            for k, v in inputs.items()}
+
+
+def empty_requests(exported):
+    """{signature: an empty batch of its warm-up request} (ids: also [0, 0])."""
+    requests = {}
+    for signature, inputs in warmup.read_warmup_requests(exported):
+        requests[signature] = {k: v[:0] for k, v in inputs.items()}
+        if next(iter(inputs.values())).dtype == np.int32:
+            requests[f"{signature} [0, 0]"] = {k: v[:0, :0] for k, v in inputs.items()}
+    return requests
+
+
+def assert_empty_batches_work(exported, model, fixed_dims):
+    """Every signature answers an empty batch with empty outputs, typed and ranked as its
+    answer to the warm-up request.
+
+    Args:
+        fixed_dims: {output: its shape after the batch dimension, None where it varies}.
+    Returns:
+        {request name: {output: tensor}}.
+    """
+    warm = {name: model.signatures[name](**tensors(inputs))
+            for name, inputs in warmup.read_warmup_requests(exported)}
+    answers = {}
+    for request, inputs in empty_requests(exported).items():
+        expected = warm[request.split()[0]]
+        out = model.signatures[request.split()[0]](**tensors(inputs))
+        assert sorted(out) == sorted(expected), request
+        for key, value in out.items():
+            assert value.dtype == expected[key].dtype, (request, key)
+            assert value.shape.rank == expected[key].shape.rank, (request, key)
+            assert value.shape[0] == 0, (request, key, value.shape)
+            want = fixed_dims.get(key, (None,) * (value.shape.rank - 1))
+            assert all(w in (None, d) for d, w in zip(value.shape[1:], want, strict=True)), (
+                request, key, value.shape)
+        answers[request] = out
+    return answers
+
+
+def test_an_empty_batch_gives_empty_outputs(exported, reloaded):
+    answers = assert_empty_batches_work(exported, reloaded, {
+        "sequence_output": (None, 64), "pooled_output": (64,),
+        "top_k_ids": (None, 5), "top_k_tokens": (None, 5), "top_k_probabilities": (None, 5)})
+    assert {"discriminator_text", "discriminator_pair", "generator_text",
+            "discriminator_ids [0, 0]", "generator_ids"} <= set(answers)
+    # per token outputs are as wide as the features the text signature returns
+    text = answers["discriminator_text"]
+    assert text["logits"].shape[1] == text["input_ids"].shape[1] == text["tokens"].shape[1]
+    width = empty_requests(exported)["discriminator_ids"]["input_ids"].shape[1]
+    assert answers["discriminator_ids"]["logits"].shape == (0, width)
 
 
 def run(*args):

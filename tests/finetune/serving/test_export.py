@@ -31,7 +31,9 @@ from finetune.tasks.qa_examples import QAExample, split_doc
 from pretrain_data.tokenization import FullTokenizer
 from tests.conftest import FIXTURES
 from tests.electra_tf.serving import export_check
-from tests.electra_tf.serving.test_export import assert_recorded_ops, call_in_fresh_process
+from tests.electra_tf.serving.test_export import (
+    OUT_OF_RANGE, assert_empty_batches_work, assert_recorded_ops, call_in_fresh_process,
+    with_value)
 
 S = 48
 TASKS = ["mnli", "sst", "sts", "chunk", "squad"]
@@ -335,6 +337,35 @@ def test_qa_trained_model_answers_as_the_python_pipeline(tmp_path):
         assert out["answer_text"][i].numpy().decode() == answers[qa["id"]]
         np.testing.assert_allclose(out["no_answer_logit"][i], null_odds[qa["id"]], atol=1e-5)
         assert bool(out["has_answer"][i]) == bool(qa["answers"])
+
+
+@pytest.fixture(scope="module")
+def reloaded(exported):
+    """The export loaded back in this process."""
+    return tf.saved_model.load(exported)
+
+
+@pytest.mark.parametrize("task_name", ["mnli", "chunk", "squad"])
+@pytest.mark.parametrize("name,value,message", OUT_OF_RANGE)
+def test_ids_outside_the_embedding_tables_are_rejected(reloaded, python_features, task_name,
+                                                       name, value, message):
+    features = {k: python_features[task_name][k] for k in ("input_ids", "input_mask",
+                                                            "segment_ids")}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        reloaded.signatures[f"{task_name}_ids"](**with_value(features, name, value))
+
+
+def test_an_empty_batch_gives_empty_outputs(exported, reloaded):
+    k = 20  # beam_size
+    answers = assert_empty_batches_work(exported, reloaded, {
+        "word_logits": (None, 4),
+        "start_logits": (S,), "start_top_index": (k,), "end_top_index": (k, k),
+        "end_top_log_probs": (k, k)})
+    assert {f"{t}_text" for t in TASKS} | {f"{t}_ids" for t in TASKS} <= set(answers)
+    assert answers["mnli_text"]["probabilities"].shape == (0, 3)
+    assert answers["mnli_text"]["label"].shape == answers["sts_ids"]["score"].shape == (0,)
+    assert answers["chunk_text"]["logits"].shape[2] == 4
+    assert answers["squad_text"]["answer_text"].shape == (0,)
 
 
 def test_op_types_are_the_recorded_serving_ops(exported):

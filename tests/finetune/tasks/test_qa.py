@@ -233,10 +233,12 @@ def test_malformed_inputs(tmp_path, tokenizer):
         make(tokenizer, "squad", tmp_path).get_examples("train")
     write(tmp_path, "squad", "train.json", json.dumps(squad_json([{"context": "a b", "qas": [
         {"id": "q7", "question": "?", "is_impossible": False, "answers": []}]}])))
-    with pytest.raises(ValueError, match="question q7: a training question has no answers"):
+    with pytest.raises(ValueError, match=r"paragraph 1, question 1 \(id 'q7'\): a training "
+                                         "question has no answers"):
         make(tokenizer, "squad", tmp_path).get_examples("train")
     write(tmp_path, "squad", "dev.json", json.dumps(squad_json([{"qas": []}])))
-    with pytest.raises(ValueError, match="dev.json: expected a field 'context'"):
+    with pytest.raises(ValueError,
+                       match="dev.json: article 1, paragraph 1: expected a field 'context'"):
         make(tokenizer, "squad", tmp_path).get_examples("dev")
     path = write(tmp_path, "newsqa", "dev.jsonl", '{"header": {}}\n{"context": "a", \n')
     with pytest.raises(ValueError, match=f"{path}:2: malformed JSON"):
@@ -312,3 +314,35 @@ def test_tfds_source(tokenizer):
     with pytest.raises(ValueError, match="splits train and dev, not 'test'"):
         qa.tfds_qa_examples(make(tokenizer, "squad"), "test")
     assert make(tokenizer, "squad").featurize(dev, False)["input_ids"].shape[1] == 512
+
+
+def test_missing_or_repeated_question_ids_are_errors(tmp_path, tokenizer):
+    context = "the of and in"
+    paragraphs = [{"context": context, "qas": [qa_entry("a", "who", context, "of")]},
+                  {"context": context, "qas": [qa_entry("b", "who", context, "of"),
+                                               {"question": "who", "answers": []}]}]
+    path = write(tmp_path, "squadv1", "dev.json", json.dumps(squad_json(paragraphs)))
+    with pytest.raises(ValueError, match=f"{path}: article 1, paragraph 2, question 2: no "
+                                         "question id"):
+        make(tokenizer, "squadv1", tmp_path).get_examples("dev")
+    paragraphs[1]["qas"][1]["id"] = "a"  # the id of the first paragraph's question
+    write(tmp_path, "squadv1", "dev.json", json.dumps(squad_json(paragraphs)))
+    with pytest.raises(ValueError, match=r"paragraph 2, question 2 \(id 'a'\): the id of an "
+                                         r"earlier question \(.*paragraph 1, question 1"):
+        make(tokenizer, "squadv1", tmp_path).get_examples("dev")
+    line = json.loads(mrqa_line(0, context, "of"))
+    del line["qas"][0]["qid"]
+    path = write(tmp_path, "newsqa", "dev.jsonl", '{"header": {}}\n' + json.dumps(line) + "\n")
+    with pytest.raises(ValueError,
+                       match=rf"{path}:2, question 1: no question id \(field 'qid'\)"):
+        make(tokenizer, "newsqa", tmp_path).get_examples("dev")
+
+
+def test_a_non_integer_answer_start_is_an_error(tmp_path, tokenizer):
+    context = "the of and in"
+    path = write(tmp_path, "squadv1", "train.json", json.dumps(squad_json([{
+        "context": context, "qas": [qa_entry("q1", "who", context, "of", offset="4")]}])))
+    with pytest.raises(ValueError, match=f"{path}: article 1, paragraph 1, question 1 "
+                                         r"\(id 'q1'\): the answer's start must be an integer "
+                                         "character offset, got '4'"):
+        make(tokenizer, "squadv1", tmp_path).get_examples("train")
