@@ -16,8 +16,9 @@ tf.config.experimental.enable_tensor_float_32_execution(False)
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 REPO = pathlib.Path(__file__).parent.parent
 # The files that take minutes, longest first. They are collected first, so that with the
-# README's `-n 2 --dist loadfile` both cores start on them and the short files fill in
-# around them, instead of one core running the last long file alone.
+# README's `-n 2` (whole files per worker, in collection order: pyproject's addopts) both
+# cores start on them and the short files fill in around them, instead of one core
+# running the last long file alone.
 LONGEST_FIRST = ("test_docs.py", "test_faults.py", "test_multi_worker_faults.py")
 
 
