@@ -177,11 +177,12 @@ def read_json(path):
         raise ValueError(f"{path}: invalid JSON: {e}") from None
 
 
-def remove_leftovers(directory):
+def remove_leftovers(directory, targets=None):
     """Cleans up after writers killed in `directory`: deletes their `.tmp-*` entries, and
     moves back a directory that was being replaced when its new version never arrived.
 
-    Call it only where no other process is writing into `directory` at the same time.
+    Call it only where no other process is writing into `directory` at the same time, or
+    name the `targets` (names, or name prefixes, in `directory`) whose leftovers are yours.
     Returns:
         The names removed (or restored).
     """
@@ -189,7 +190,8 @@ def remove_leftovers(directory):
         return []
     names = (_gfile().listdir(directory) if is_remote(directory)
              else os.listdir(directory))
-    leftovers = sorted(n.rstrip("/") for n in names if n.startswith(TMP_PREFIX))
+    prefixes = tuple(TMP_PREFIX + t for t in targets) if targets is not None else TMP_PREFIX
+    leftovers = sorted(n.rstrip("/") for n in names if n.startswith(prefixes))
     for name in leftovers:
         path = os.path.join(directory, name)
         original = name[len(TMP_PREFIX):].rsplit(_OLD, 1)[0] if _OLD in name else None

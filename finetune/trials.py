@@ -77,10 +77,7 @@ def remove_leftovers(config, tasks):
             for key in outputs.GLUE_SUBMISSION if key[0] in config.task_names]
     for prefix in own:
         directory, name = os.path.split(prefix)
-        if files.exists(directory):
-            for leftover in tf.io.gfile.listdir(directory):
-                if leftover.startswith(files.TMP_PREFIX + name):
-                    files.remove(os.path.join(directory, leftover))
+        files.remove_leftovers(directory, [name])
 
 
 def _trials(config, tasks, strategy, chief):

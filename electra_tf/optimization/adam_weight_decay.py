@@ -234,6 +234,15 @@ class AdamWeightDecay(tf.Module):
             self.iterations.assign(int(global_step))
             self.micro_steps.assign(int(global_step) * self.accumulation_steps)
 
+    def slot_variables(self):
+        """{"<original name>/<slot>": variable} of every slot (Adam moments, and the
+        accumulators when accumulating gradients)."""
+        kinds = {"adam_m": self.adam_m, "adam_v": self.adam_v}
+        if self.accumulation_steps > 1:
+            kinds["accumulators"] = self.accumulators
+        return {f"{name}/{kind}": slot for kind, slots in kinds.items()
+                for name, slot in slots.items()}
+
     def original_state(self):
         """The step and the Adam slots in the original's format.
 

@@ -139,11 +139,8 @@ class Pretrainer:
 
     def state_variables(self):
         """{name: variable} of every weight and optimizer slot a checkpoint holds."""
-        state = {name: m.variable for name, m in self.names.items()}
-        for kind in ("adam_m", "adam_v", "accumulators"):
-            for name, slot in getattr(self.optimizer, kind, {}).items():
-                state[f"{name}/{kind}"] = slot
-        return state
+        return {**{name: m.variable for name, m in self.names.items()},
+                **self.optimizer.slot_variables()}
 
     @property
     def step(self):

@@ -74,3 +74,10 @@ def test_temporary_names_follow_the_one_scheme(tmp_path):
     name = os.path.basename(files.temporary_path(str(tmp_path / "x.json")))
     assert name.startswith(".tmp-x.json-") and len(name) == len(".tmp-x.json-") + 8
     assert json.dumps(name)  # a plain file name
+
+
+def test_remove_leftovers_of_named_targets_only(tmp_path):
+    (tmp_path / ".tmp-mine.json-0123abcd").write_text("half")
+    (tmp_path / ".tmp-theirs.json-0123abcd").write_text("half")
+    assert files.remove_leftovers(str(tmp_path), ["mine"]) == [".tmp-mine.json-0123abcd"]
+    assert sorted(os.listdir(tmp_path)) == [".tmp-theirs.json-0123abcd"]
