@@ -11,8 +11,9 @@ The middle layer of the project (it imports `pretrain_data` and `electra_common`
 - `checkpoints`: the one name table, original TF1 checkpoints, our model directories.
 - `serving`: SavedModels for TF Serving (text encoder, endpoints, export, warm-up).
 - `flops`: FLOPs counted as the original does.
-- command lines: `run_pretraining`, `convert_checkpoint`, `export_saved_model`,
-  `quickstart` (the main job, `end_to_end`).
+- command lines: `run_pretraining`, `convert_checkpoint`, `export_saved_model`.
+
+The main job, which also fine-tunes, is a layer above `finetune`: `electra_quickstart`.
 
 docs/architecture.md draws the whole picture.
 """

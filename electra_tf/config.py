@@ -46,6 +46,73 @@ class BertConfig:
         return dataclasses.asdict(self)
 
 
+# What each hparam means (`--list-hparams`; the field table of docs/configuration.md).
+MEANINGS = {
+    "model_name": "the model directory is <data_dir>/models/<model_name>",
+    "debug": "small batch, few steps, a 3-layer H=144 transformer",
+    "do_train": "pre-train; exactly one of do_train / do_eval must be true",
+    "do_eval": "evaluate the latest checkpoint on the pretraining records",
+    "electra_objective": "replaced-token detection; False: the BERT-style MLM baseline "
+                         "(no discriminator)",
+    "electric_objective": "Electric; forces two_tower_generator",
+    "gen_weight": "weight of the generator (MLM or cloze) loss",
+    "disc_weight": "weight of the discriminator loss",
+    "mask_prob": "share of tokens selected for masking",
+    "learning_rate": "peak learning rate",
+    "lr_decay_power": "polynomial decay power (1.0 = linear)",
+    "weight_decay_rate": "decoupled weight decay",
+    "num_warmup_steps": "warm-up steps (the warm-up multiplies the decaying LR)",
+    "iterations_per_loop": "steps per compiled training loop; also the interval of progress "
+                           "lines and TensorBoard scalars",
+    "save_checkpoints_steps": "checkpoint interval",
+    "num_train_steps": "optimizer updates to train",
+    "num_eval_steps": "batches per evaluation",
+    "eval_every_steps": "run the eval every N training steps and write its metrics to "
+                        "TensorBoard; 0: no eval during training",
+    "eval_tfrecords": "glob of held-out pretraining records for evaluation; None: the "
+                      "training records, as the original",
+    "keep_checkpoint_max": "checkpoints kept; 0 or None keeps every one",
+    "model_size": '"small", "base" or "large" (sets H and L)',
+    "model_hparam_overrides": "BertConfig fields to override (an unknown key is an error)",
+    "embedding_size": 'E; None means H. Set to 128 for model_size "small"',
+    "vocab_size": "V; must equal the number of lines of vocab.txt",
+    "do_lower_case": "unused by pretraining (as in the original); the SavedModel export "
+                     "lower-cases raw text when True",
+    "uniform_generator": "no generator network: fake tokens drawn uniformly from the vocabulary",
+    "two_tower_generator": "Electric's two-tower cloze generator",
+    "untied_generator_embeddings": "False: the generator shares the discriminator's whole "
+                                   "embedding block",
+    "untied_generator": "False: generator and discriminator are one network",
+    "generator_layers": "generator depth as a fraction of L",
+    "generator_hidden_size": "generator width as a fraction of H",
+    "disallow_correct": "subtract 1000 from the original token's logit before sampling",
+    "temperature": "generator logits are divided by it before sampling",
+    "max_seq_length": "S; every record must have exactly this length",
+    "train_batch_size": "global batch (all replicas, all workers)",
+    "eval_batch_size": "global eval batch",
+    "use_tpu": 'True also selects strategy "tpu"',
+    "num_tpu_cores": "accepted for compatibility; the TPU strategy uses every core it finds",
+    "tpu_job_name": "accepted for compatibility",
+    "tpu_name": "the TPU to connect to",
+    "tpu_zone": "the TPU to connect to",
+    "gcp_project": "the TPU to connect to",
+    "precision": '"float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling)',
+    "strategy": '"default", "mirrored" (all local GPUs), "multi_worker" (the cluster in '
+                'TF_CONFIG), "tpu"',
+    "jit_compile": "compile the training step with XLA",
+    "seed": "the run seed (data order, initial weights, masking, sampling, dropout); None "
+            "draws one and stores it in the checkpoint",
+    "gradient_accumulation_steps": "micro-batches of train_batch_size per optimizer update",
+    "pretrain_tfrecords": "comma-separated glob patterns of the pretraining records",
+    "vocab_file": "the WordPiece vocabulary",
+    "model_dir": "checkpoints, config.json, results",
+    "results_txt": "eval results, key = value lines",
+    "results_json": "eval results as JSON",
+    "max_predictions_per_seq": "derived, cannot be passed: N = int((mask_prob + 0.005) * "
+                               "max_seq_length)",
+}
+
+
 class PretrainingConfig(HParams):
     """Every pretraining hyperparameter, assembled exactly as the original does.
 
@@ -66,10 +133,12 @@ class PretrainingConfig(HParams):
     """
 
     DERIVED = ("max_predictions_per_seq",)
+    MEANINGS = MEANINGS
     # Safe to change when resuming: how long and how often, where, and on what hardware.
     # (More steps also stretch the learning-rate decay, as in the original.)
     RESUMABLE = ("model_name", "debug", "do_train", "do_eval", "num_train_steps",
                  "iterations_per_loop", "save_checkpoints_steps", "num_eval_steps",
+                 "eval_every_steps", "eval_tfrecords",
                  "keep_checkpoint_max", "eval_batch_size", "do_lower_case",
                  "pretrain_tfrecords", "vocab_file", "model_dir", "results_txt",
                  "results_json", "use_tpu", "num_tpu_cores", "tpu_job_name", "tpu_name",
@@ -99,6 +168,8 @@ class PretrainingConfig(HParams):
         self.save_checkpoints_steps = 1000
         self.num_train_steps = 1000000
         self.num_eval_steps = 100
+        self.eval_every_steps = 0  # eval during training every N steps (ours); 0: never
+        self.eval_tfrecords = None  # held-out records to evaluate on (ours); None: training's
         self.keep_checkpoint_max = 5  # 0 or None keeps every checkpoint
 
         # model
@@ -156,6 +227,14 @@ class PretrainingConfig(HParams):
 
     def validate(self):
         super().validate()
+        every = self.eval_every_steps
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"eval_every_steps must be a non-negative integer (0: no eval "
+                             f"during training), got {every!r}")
+        if self.eval_tfrecords is not None and not (
+                isinstance(self.eval_tfrecords, str) and self.eval_tfrecords):
+            raise ValueError("eval_tfrecords must be a glob pattern of TFRecord files, or "
+                             f"null for the training records, got {self.eval_tfrecords!r}")
         get_bert_config(self)  # checks `model_size` and `model_hparam_overrides`
 
 

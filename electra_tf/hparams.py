@@ -3,12 +3,14 @@
 A config is plain data: every hyperparameter is an attribute with its default, set in the
 config's `__init__` in the original's order. `HParams` gives both configs one way to apply
 overrides (an unknown name is an error that suggests the closest known one), to validate,
-print, save and load them, and the runtime fields (TPU, precision, strategy, XLA, seed)
-both of them have.
+print, list (`describe`: every hparam with its default and meaning), save and load them, and
+the runtime fields (TPU, precision, strategy, XLA, seed) both of them have.
 """
 
 import difflib
 import json
+import shutil
+import textwrap
 
 from absl import flags
 
@@ -66,6 +68,10 @@ def define_flags(fv, model_name_help):
                         flag_values=fv)
 
 
+def _as_json(value):
+    return json.dumps(value, default=str)
+
+
 class HParams:
     """The base of `PretrainingConfig` and `FinetuningConfig`.
 
@@ -77,6 +83,8 @@ class HParams:
     DERIVED = ()
     # What a resumed run may change; every other value is fixed by the run's checkpoint.
     RESUMABLE = ()
+    # {hparam: what it means}, one entry per field (what `describe` prints).
+    MEANINGS = {}
 
     def set_runtime_defaults(self):
         """The TPU fields both original configs have, and the runtime knobs we add."""
@@ -133,6 +141,71 @@ class HParams:
                    if saved.get(k) != now.get(k)}
         resumable = {k: v for k, v in changed.items() if k in self.RESUMABLE}
         return resumable, {k: v for k, v in changed.items() if k not in resumable}
+
+    @classmethod
+    def hparam_table(cls, overrides=None, model_name="<model_name>", data_dir="<data_dir>"):
+        """Every field with its default, its value under `overrides`, and its meaning.
+
+        Args:
+            overrides: hyperparameters as for the constructor (an unknown name raises
+                `ValueError` with a suggestion); None: none.
+            model_name, data_dir: the constructor arguments the paths are derived from.
+        Returns:
+            [(name, default, value, meaning)] in the config's order, values as JSON text.
+        """
+        default = cls(model_name, data_dir)
+        value = cls(model_name, data_dir, **(overrides or {})).to_dict()
+        return [(name, _as_json(default_value), _as_json(value[name]),
+                 cls.MEANINGS.get(name, ""))
+                for name, default_value in vars(default).items() if not name.startswith("_")]
+
+    @classmethod
+    def describe(cls, overrides=None, model_name="<model_name>", data_dir="<data_dir>",
+                 width=None):
+        """`hparam_table` as aligned text: name, default, value (with `overrides`), meaning.
+
+        A value too long for its column continues the row on the next line.
+
+        Args:
+            overrides, model_name, data_dir: as for `hparam_table`; the value column is
+                shown only when `overrides` is not empty.
+            width: where meanings wrap; default: the terminal's width, at least 100.
+        Returns:
+            The text, a title line first, without a final newline.
+        """
+        rows = cls.hparam_table(overrides, model_name, data_dir)
+        keep = (0, 1, 2, 3) if overrides else (0, 1, 3)
+        cells = [[row[i] for i in keep] for row in [("hparam", "default", "value",
+                                                      "meaning"), *rows]]
+        starts = [0]
+        for i, limit in enumerate((32, 14, 14)[:len(keep) - 1]):
+            starts.append(starts[-1] + min(limit, max(len(row[i]) for row in cells)) + 2)
+        width = width or max(100, shutil.get_terminal_size((100, 24)).columns)
+        lines = [f"{cls.__name__} (values as JSON, as --hparams takes them):"]
+        for row in cells:
+            line = ""
+            for cell, start in zip(row, starts):
+                if line and len(line) > start - 2:  # no room left: continue below
+                    lines.append(line)
+                    line = ""
+                line = line.ljust(start) + cell
+            wrapped = textwrap.wrap(line, width, subsequent_indent=" " * starts[-1],
+                                    break_long_words=False, break_on_hyphens=False)
+            lines.extend(wrapped or [""])
+        return "\n".join(line.rstrip() for line in lines)
+
+    @classmethod
+    def describe_flags(cls, args):
+        """`describe` for a command line of `define_flags`: `--list-hparams`.
+
+        Args:
+            args: the parsed flags; `--hparams`, `--model-name` and `--data-dir` are used
+                when given.
+        Returns:
+            The text of `describe`.
+        """
+        return cls.describe(parse_hparams(args.hparams), args.model_name or "<model_name>",
+                            args.data_dir or "<data_dir>")
 
     @classmethod
     def from_flags(cls, args):

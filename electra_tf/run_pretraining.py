@@ -2,6 +2,7 @@
 
     python -m electra_tf.run_pretraining --data-dir D --model-name M [--hparams JSON]
         [--allow-changed-hparams learning_rate,...]
+    python -m electra_tf.run_pretraining --list-hparams [--hparams JSON]
 
 Data from D/pretrain_tfrecords/pretrain_data.tfrecord*, vocabulary D/vocab.txt, model in
 D/models/M. Re-running the same command resumes from the latest checkpoint.
@@ -22,14 +23,21 @@ def define_flags(fv):
 
 def main(args):
     from electra_tf.config import PretrainingConfig  # noqa: PLC0415 (after the flags)
+
+    config = PretrainingConfig.from_flags(args)  # a misspelt hparam stops here, before TF
     from electra_tf.pretraining.trainer import train_or_eval  # noqa: PLC0415
 
-    train_or_eval(PretrainingConfig.from_flags(args),
-                  allow_changes=args.allow_changed_hparams)
+    train_or_eval(config, allow_changes=args.allow_changed_hparams)
+
+
+def list_hparams(args):
+    from electra_tf.config import PretrainingConfig  # noqa: PLC0415 (after the flags)
+
+    return PretrainingConfig.describe_flags(args)
 
 
 def run():
-    cli.run(main, define_flags, __doc__)
+    cli.run(main, define_flags, __doc__, list_hparams=list_hparams)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,18 @@
                            original's final fine-tuning checkpoint
   serving.json             {"entry_point": "finetuned"}: how `electra_tf.serving.export`
                            serves it (`finetune.serving.build_serving_module`)
-The directory is written whole or not at all (`electra_common.files.atomic_path`); it only
-ever replaces a directory holding these files.
+  training.json            {"global_step", "train_seconds", "finished_at"}: its training
+  train/                   TensorBoard scalars of training (`loss`, `learning_rate`),
+                           written there while it trains
+  eval/                    TensorBoard scalars of its dev metrics, at its last step
+  learning_curves.png      train loss, dev metrics and learning rate against the step
+The model's files are written whole or not at all (`electra_common.files.atomic_path`);
+the directory only ever replaces one holding these files. So a directory holding
+`finetuning_config.json` holds a complete model (`is_complete`).
 """
 
 import collections
+import datetime
 import os
 
 import tensorflow as tf
@@ -33,7 +40,12 @@ VOCAB_FILE = "vocab.txt"
 LABELS_FILE = "labels.json"
 WEIGHTS_FILE = "model.weights.h5"
 ORIGINAL_DIR = "original"
-OWN_FILES = (CONFIG_FILE, VOCAB_FILE, LABELS_FILE, WEIGHTS_FILE, ORIGINAL_DIR, SERVING_FILE)
+TRAINING_FILE = "training.json"
+TRAIN_LOGDIR = "train"
+EVAL_LOGDIR = "eval"
+CURVES_FILE = "learning_curves.png"
+OWN_FILES = (CONFIG_FILE, VOCAB_FILE, LABELS_FILE, WEIGHTS_FILE, ORIGINAL_DIR, SERVING_FILE,
+             TRAINING_FILE, TRAIN_LOGDIR, EVAL_LOGDIR, CURVES_FILE)
 # The `electra_tf.serving` entry point (declared in pyproject.toml) that serves this layout.
 SERVING_ENTRY_POINT = "finetuned"
 
@@ -49,8 +61,10 @@ def label_names(task):
     return None
 
 
-def save(directory, config, model, tasks, optimizer=None):
+def save(directory, config, model, tasks, optimizer=None, training=None):
     """Writes a fine-tuned model directory (see the module docstring).
+
+    The TensorBoard scalars training wrote into `directory/train` are kept.
 
     Args:
         directory: the target; an existing one is replaced only if it holds nothing but
@@ -59,6 +73,8 @@ def save(directory, config, model, tasks, optimizer=None):
         model: the trained `FinetuningModel`.
         tasks: its tasks.
         optimizer: the optimizer, to write its Adam slots and step in the TF1 checkpoint.
+        training: None, or {"global_step", "train_seconds", "finished_at"} for
+            `training.json` (`training_record`).
     Returns:
         `directory`.
     """
@@ -67,6 +83,8 @@ def save(directory, config, model, tasks, optimizer=None):
     with files.atomic_path(directory, overwrite=True) as tmp:
         files.makedirs(tmp)
         config.save(os.path.join(tmp, CONFIG_FILE))
+        if training is not None:
+            files.write_json(os.path.join(tmp, TRAINING_FILE), training)
         tf.io.gfile.copy(config.vocab_file, os.path.join(tmp, VOCAB_FILE))
         files.write_json(os.path.join(tmp, LABELS_FILE),
                          {t.name: label_names(t) for t in tasks})
@@ -74,7 +92,37 @@ def save(directory, config, model, tasks, optimizer=None):
         checkpoints.save_mapped(model.original_variables(), os.path.join(
             tmp, ORIGINAL_DIR, f"model.ckpt-{step or 0}"), step, slots)
         files.write_json(os.path.join(tmp, SERVING_FILE), {"entry_point": SERVING_ENTRY_POINT})
+        logs = os.path.join(directory, TRAIN_LOGDIR)
+        if tf.io.gfile.isdir(logs):  # last: nothing can fail after it but the commit
+            tf.io.gfile.rename(logs, os.path.join(tmp, TRAIN_LOGDIR))
     return directory
+
+
+def training_record(global_step, train_seconds, finished_at=None):
+    """What `training.json` holds: the steps, the seconds training took, and when it
+    finished (UTC, ISO 8601; default: now)."""
+    finished_at = finished_at or datetime.datetime.now(datetime.timezone.utc)
+    return {"global_step": int(global_step), "train_seconds": round(float(train_seconds), 3),
+            "finished_at": finished_at.isoformat(timespec="seconds")}
+
+
+def is_complete(directory):
+    """Whether `directory` holds a whole fine-tuned model (written by `save`)."""
+    return files.exists(os.path.join(directory, CONFIG_FILE))
+
+
+def read_training(directory):
+    """`training.json` of a complete model directory; for one written before it existed,
+    the step of its `original/` checkpoint and the time its weights were written (its
+    training time unknown: None)."""
+    path = os.path.join(directory, TRAINING_FILE)
+    if files.exists(path):
+        return files.read_json(path)
+    prefix = tf.train.latest_checkpoint(os.path.join(directory, ORIGINAL_DIR))
+    mtime = tf.io.gfile.stat(os.path.join(directory, WEIGHTS_FILE)).mtime_nsec / 1e9
+    return dict(training_record(prefix.rsplit("-", 1)[1] if prefix else 0, 0,
+                                datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc)),
+                train_seconds=None)
 
 
 def check_replaceable(directory):

@@ -9,6 +9,10 @@ from common English words that are whole word pieces in small vocabularies (incl
   words the second sentence shares with the first.
 And SQuAD-format QA (`write_squad_data`): filler contexts in which the answer is the one
 "place" word (`STS_POOL`), for SQuAD 1.1 and 2.0 (where some contexts have none).
+And a classification task in the words of the pretraining corpus (`write_coherence_data`):
+is a sentence of the `pretrain_data.synthetic` grammar as the grammar makes it (1), or has
+one of its words been replaced by a word that cannot stand there (0)? Spotting replaced
+words is what ELECTRA's discriminator learns, so pretraining on that corpus helps.
 """
 
 import json
@@ -17,6 +21,7 @@ import os
 import numpy as np
 
 from electra_common import files
+from pretrain_data import synthetic as grammar
 
 FILLER = ("the of and in to was he is as for on with that it his by at from her she you had "
           "an were but be this are not my they one which or have him me").split()
@@ -54,14 +59,35 @@ def sts_rows(n, rng):
     return rows
 
 
+def coherence_rows(n, rng):
+    """`n` (sentence, label) pairs of the `pretrain_data.synthetic` grammar: label 1 is a
+    sentence as the grammar makes it, 0 the same with its adjective, noun or verb replaced
+    by another word of the corpus that cannot stand there (a replaced token, as ELECTRA's
+    discriminator sees them)."""
+    roles = {1: {w for _, adjectives in grammar.NOUNS.values() for w in adjectives},
+             2: set(grammar.NOUNS),
+             3: {w for verbs, _ in grammar.NOUNS.values() for w in verbs}}
+    words_of_corpus = set().union(*roles.values(), (o.split()[-1] for o in grammar.OBJECTS))
+    rows = []
+    for _ in range(n):
+        words = grammar.sentence(rng).split()  # the <adjective> <noun> <verb> <object> .
+        label = int(rng.randint(2))
+        if not label:
+            position = 1 + int(rng.randint(3))
+            words[position] = rng.choice(sorted(words_of_corpus - roles[position]))
+        rows.append((" ".join(words), label))
+    return rows
+
+
 def _write(path, lines):
     files.write_text(path, "\n".join(lines) + "\n")
 
 
-def write_sst(task_dir, sizes, rng):
-    """SST-2 layout: train/dev `sentence\\tlabel`, test `index\\tsentence`, with headers."""
+def write_sst(task_dir, sizes, rng, make_rows=sst_rows):
+    """SST-2 layout: train/dev `sentence\\tlabel`, test `index\\tsentence`, with headers;
+    the rows from `make_rows(n, rng)`."""
     for split, n in sizes.items():
-        rows = sst_rows(n, rng)
+        rows = make_rows(n, rng)
         if split == "test":
             lines = ["index\tsentence"] + [f"{i}\t{s}" for i, (s, _) in enumerate(rows)]
         else:
@@ -99,6 +125,23 @@ def write_glue_data(data_dir, task_names=("sst", "sts"), train=1000, dev=200, te
         dirs[task] = os.path.join(data_dir, "finetuning_data", task)
         WRITERS[task](dirs[task], {"train": train, "dev": dev, "test": test}, rng)
     return dirs
+
+
+def write_coherence_data(data_dir, train=1000, dev=200, test=50, seed=0):
+    """Writes the coherence task (see `coherence_rows`) in the SST-2 layout, as the "sst"
+    task: `<data_dir>/finetuning_data/sst/{train,dev,test}.tsv`.
+
+    Args:
+        data_dir: the fine-tuning `data_dir`.
+        train, dev, test: examples per split.
+        seed: makes the data reproducible.
+    Returns:
+        The task's directory.
+    """
+    task_dir = os.path.join(data_dir, "finetuning_data", "sst")
+    write_sst(task_dir, {"train": train, "dev": dev, "test": test},
+              np.random.RandomState(seed), coherence_rows)
+    return task_dir
 
 
 QA_QUESTIONS = ("where is it ?", "which place is named ?", "what is the place ?")

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf import optimization
-from electra_tf.training import distribute, progress, step as step_lib
+from electra_tf.training import distribute, progress, step as step_lib, summaries
 from finetune.records import pad_to_multiple
 
 
@@ -61,10 +61,29 @@ def make_train_step(config, model, optimizer, strategy):
     return step
 
 
-def train(config, model, optimizer, features, seed, strategy):
+# The progress line's name for the training loss: the optimised loss is the batch's sum
+# (as the original); the line shows it per example, comparable with the dev loss.
+LOSS_NAME = "train loss (mean per example)"
+REPORT_EVERY = 10
+
+
+def train(config, model, optimizer, features, seed, strategy, logdir=None):
     """Trains on `features` for `train_steps(...)` steps, with progress every 10 steps (or
     a progress bar on a terminal).
 
+    The loss optimised is the batch's sum, as the original's; progress and TensorBoard
+    show it divided by `train_batch_size` (`LOSS_NAME`).
+
+    Args:
+        config: the `FinetuningConfig`.
+        model: a built `FinetuningModel`, in `strategy`'s scope.
+        optimizer: its optimizer (`build_optimizer`).
+        features: the training records {feature: array [N, ...]}, padded to whole batches.
+        seed: the shuffle seed.
+        strategy: a `tf.distribute.Strategy`.
+        logdir: None, or a directory for TensorBoard scalars (the chief's only): `loss`
+            (mean per example) and `learning_rate` (that of the update) every 10 steps and
+            at the last.
     Returns:
         The number of steps run.
     Raises:
@@ -75,12 +94,24 @@ def train(config, model, optimizer, features, seed, strategy):
                .shuffle(100, seed=seed).batch(config.train_batch_size, drop_remainder=True))
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     step = make_train_step(config, model, optimizer, strategy)
-    report = progress.Progress(num_train_steps, config.train_batch_size, every=10, bar=True)
-    for i in range(1, num_train_steps + 1):
-        loss = float(step(iterator))
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss} at step {i}; stopping without saving")
-        report.update(i, {"loss": loss})
+    report = progress.Progress(num_train_steps, config.train_batch_size, every=REPORT_EVERY,
+                               bar=True)
+    writer = tf.summary.create_file_writer(logdir) if logdir else None
+    try:
+        for i in range(1, num_train_steps + 1):
+            logged = writer is not None and (i % REPORT_EVERY == 0 or i == num_train_steps)
+            learning_rate = float(optimizer.learning_rate) if logged else None
+            loss = float(step(iterator))
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss} at step {i}; stopping without saving")
+            per_example = loss / config.train_batch_size
+            report.update(i, {LOSS_NAME: per_example})
+            if logged:
+                summaries.write_scalars(writer, i, {"loss": per_example,
+                                                    "learning_rate": learning_rate})
+    finally:
+        if writer is not None:
+            writer.close()
     return num_train_steps
 
 

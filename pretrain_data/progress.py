@@ -12,11 +12,13 @@ class ProgressPrinter:
 
     Args:
       total_bytes: the size of the input, for the percentage and the ETA (0: unknown).
-      stream: where to print.
+      stream: where to print (default: `sys.stderr` when constructed, so a command's
+        stderr redirection applies).
       enabled: False prints nothing (the counts are still kept).
     """
 
-    def __init__(self, total_bytes, stream=sys.stderr, enabled=True):
+    def __init__(self, total_bytes, stream=None, enabled=True):
+        stream = sys.stderr if stream is None else stream
         self._total = total_bytes
         self._stream = stream
         self._enabled = enabled

@@ -19,7 +19,8 @@ REPO = pathlib.Path(__file__).parent.parent
 # README's `-n 2` (whole files per worker, in collection order: pyproject's addopts) both
 # cores start on them and the short files fill in around them, instead of one core
 # running the last long file alone.
-LONGEST_FIRST = ("test_docs.py", "test_faults.py", "test_multi_worker_faults.py")
+LONGEST_FIRST = ("test_docs.py", "test_faults.py", "test_multi_worker_faults.py",
+                 "test_pipeline.py")
 
 
 def pytest_collection_modifyitems(items):

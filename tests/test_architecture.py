@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO
 
 # Bottom first: a package may import only packages at or below its own position.
-LAYERS = ("electra_common", "pretrain_data", "electra_tf", "finetune")
+LAYERS = ("electra_common", "pretrain_data", "electra_tf", "finetune", "electra_quickstart")
 # `obj._name` of other libraries that have no public equivalent: (file, attribute) -> why.
 PRIVATE_ATTRIBUTE_ALLOWLIST = {}
 

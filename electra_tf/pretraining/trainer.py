@@ -1,4 +1,5 @@
-"""Pretraining under tf.distribute: the loop, checkpoints and resume, eval, progress.
+"""Pretraining under tf.distribute: the loop, checkpoints and resume, eval, progress,
+TensorBoard scalars, learning curves and the end-of-run summary.
 
 The loss is `pretraining.objective.Objective`; this module runs it. Determinism: one run
 seed fixes the data order, the initial weights and, through per-example seeds, each
@@ -12,6 +13,7 @@ import json
 import math
 import os
 import random
+import time
 
 import keras
 import tensorflow as tf
@@ -24,8 +26,13 @@ from electra_tf.pretraining import helpers
 from electra_tf.pretraining.metrics import EvalTotals, eval_outputs
 from electra_tf.pretraining.objective import Objective
 from electra_tf.training import (
-    distribute, divergence, progress, results as results_lib, step, summaries)
+    curves, distribute, divergence, progress, results as results_lib, step, summaries)
 from pretrain_data import reader, tokenization
+
+
+CURVES_FILE = "learning_curves.png"
+# The training scalars that are losses (the others: `learning_rate`).
+LOSSES = ("loss", "mlm_loss", "disc_loss")
 
 
 def _dropout_states(models):
@@ -64,7 +71,14 @@ class Pretrainer:
         # chief's files are the model directory proper.
         self.save_dir = (config.model_dir if self.chief
                          else os.path.join(config.model_dir, f".worker-{self.worker}"))
+        self.eval_records = config.eval_tfrecords or config.pretrain_tfrecords
+        if config.eval_tfrecords and (config.do_eval or config.eval_every_steps):
+            try:
+                reader.list_input_files(config.eval_tfrecords)
+            except FileNotFoundError as e:
+                raise FileNotFoundError(f"eval_tfrecords: {e}") from None
         self.latest = self._resume_from()
+        self._eval_step = None  # traced once, on the first eval
         if self.latest is not None:  # before anything is written into the directory
             checkpoints.read_components(config.model_dir)
             self._check_resumed_config(allow_changes)
@@ -147,8 +161,10 @@ class Pretrainer:
         """Optimizer updates done so far (the original's `global_step`)."""
         return int(self.optimizer.iterations.numpy())
 
-    def input_iterator(self, batch_size, seed, is_training=True):
+    def input_iterator(self, batch_size, seed, is_training=True, records=None):
         """This worker's batches, each example with its own seed.
+
+        `records` are the TFRecords to read (`pretrain_tfrecords` if None).
 
         Each worker reads its shard of the files into one batch per step, which its
         replicas then split (`_local_batch`). tf.distribute's own distributed iterators
@@ -160,7 +176,8 @@ class Pretrainer:
         per_worker = batch_size // workers
         context = (tf.distribute.InputContext(workers, worker, workers) if workers > 1
                    else None)
-        dataset = reader.get_dataset(self.config.pretrain_tfrecords, self.config.max_seq_length,
+        dataset = reader.get_dataset(records or self.config.pretrain_tfrecords,
+                                     self.config.max_seq_length,
                                      batch_size, is_training=is_training,
                                      input_context=context, seed=seed)
 
@@ -223,8 +240,19 @@ class Pretrainer:
             return contextlib.nullcontext()
         return lock.hold(self.config.model_dir, self.log)
 
+    @property
+    def train_dir(self):
+        """This worker's TensorBoard log directory of the training scalars."""
+        return os.path.join(self.save_dir, "train")
+
+    @property
+    def eval_dir(self):
+        """The TensorBoard log directory of the eval metrics (the chief writes it)."""
+        return os.path.join(self.config.model_dir, "eval")
+
     def _train(self):
         config = self.config
+        started = time.monotonic()
         if self.chief:
             for directory in (config.model_dir, os.path.join(config.model_dir, "original")):
                 files.remove_leftovers(directory)  # what a killed run left half written
@@ -236,17 +264,42 @@ class Pretrainer:
         manager = tf.train.CheckpointManager(
             checkpoint, self.save_dir, max_to_keep=config.keep_checkpoint_max or None,
             checkpoint_name="ckpt")
+        finished = False
         if self.latest is not None:
             # Every weight must come from the checkpoint; a converted original checkpoint
             # has no iterator or RNG state, so the rest may be partial.
             checkpoints.read_weights(self.models, self.latest)
             checkpoint.read(self.latest).expect_partial()
             self._check_finite(f"in {self.latest}, which an older electra-tf saved")
-            self.log(f"Resuming from {self.latest} at step {self.step}")
+            finished = self.step >= config.num_train_steps
+            self.log(f"already finished at step {self.step} of num_train_steps "
+                     f"{config.num_train_steps}: nothing to train" if finished
+                     else f"Resuming from {self.latest} at step {self.step}")
         if self.chief:  # only now: a run that cannot resume leaves the directory as it was
             checkpoints.write_model_dir_files(config, self.models, config.model_dir)
+        last, report = {}, None
+        if not finished:
+            last, report = self._loop(iterator, checkpoint, manager)
+        if self.chief:
+            self.write_original_checkpoint()
+            if not (finished and files.exists(self.curves_path)):
+                self.write_learning_curves()
+            for line in self.summary_lines(time.monotonic() - started,
+                                           report.seq_per_sec if report else None):
+                self.log(line)
+        return last
+
+    def _loop(self, iterator, checkpoint, manager):
+        """Trains from `self.step` to `num_train_steps`, saving and evaluating on the way.
+
+        Returns:
+            (the mean losses of the last chunk, the `progress.Progress` of the loop).
+        """
+        config = self.config
         last_saved = self.latest
-        writer = tf.summary.create_file_writer(os.path.join(self.save_dir, "train"))
+        writer = tf.summary.create_file_writer(self.train_dir)
+        eval_writer = (tf.summary.create_file_writer(self.eval_dir)
+                       if self.chief and config.eval_every_steps else None)
         train_loop = self._make_train_loop()
         micro = config.gradient_accumulation_steps
         report = progress.Progress(config.num_train_steps, config.train_batch_size * micro,
@@ -255,8 +308,10 @@ class Pretrainer:
             self.log, hint=f"; a lower learning_rate (now {config.learning_rate:g}) may help")
         last = {}
         while self.step < config.num_train_steps:
-            to_checkpoint = config.save_checkpoints_steps - self.step % config.save_checkpoints_steps
-            n = min(config.iterations_per_loop, to_checkpoint, config.num_train_steps - self.step)
+            # A chunk ends at the next checkpoint step and the next eval step.
+            n = min(config.iterations_per_loop, config.num_train_steps - self.step,
+                    *(every - self.step % every for every in
+                      (config.save_checkpoints_steps, config.eval_every_steps) if every))
             try:
                 last = {k: float(v) for k, v in
                         train_loop(iterator, tf.constant(n * micro)).items()}
@@ -271,20 +326,94 @@ class Pretrainer:
                                          + _stopped(last_saved))
             report.update(self.step, last)
             watch.update(self.step, last["loss"])
-            with writer.as_default(step=self.step):
-                # The LR the last update used.
-                lr = float(self.optimizer.schedule(self.optimizer.iterations))
-                for key, value in dict(last, learning_rate=lr).items():
-                    summaries.write_scalar(key, value)
-            if self.step % config.save_checkpoints_steps == 0 or self.step >= config.num_train_steps:
+            # The LR the last update used.
+            lr = float(self.optimizer.schedule(self.optimizer.iterations))
+            summaries.write_scalars(writer, self.step, dict(last, learning_rate=lr))
+            done = self.step >= config.num_train_steps
+            if config.eval_every_steps and (self.step % config.eval_every_steps == 0 or done):
+                with report.paused():  # eval time is not training throughput
+                    results = self.eval_metrics()
+                self.log(f"eval at step {self.step}: " + _metrics_text(results))
+                self.write_eval_summaries(results, eval_writer)
+            if self.step % config.save_checkpoints_steps == 0 or done:
                 # A checkpoint on disk is always finite, so the rotation never drops the last
                 # finite one for a poisoned one.
-                self._check_finite(f"at step {self.step}; " + _stopped(last_saved))
-                last_saved = manager.save(checkpoint_number=self.step)
-        writer.flush()
-        if self.chief:
-            self.write_original_checkpoint()
-        return last
+                with report.paused():  # the first save traces: not training throughput
+                    self._check_finite(f"at step {self.step}; " + _stopped(last_saved))
+                    last_saved = manager.save(checkpoint_number=self.step)
+        writer.close()
+        if eval_writer is not None:
+            eval_writer.close()
+        return last, report
+
+    @property
+    def curves_path(self):
+        """`<model_dir>/learning_curves.png`."""
+        return os.path.join(self.config.model_dir, CURVES_FILE)
+
+    def write_learning_curves(self):
+        """Draws the run's TensorBoard scalars into `<model_dir>/learning_curves.png`:
+        loss (train and eval), generator accuracy, discriminator AUC (with a
+        discriminator) and learning rate against the step.
+
+        Returns:
+            The PNG's path.
+        """
+        train, evals = self.train_dir, self.eval_dir
+        panels = [("loss", [(train, "loss", "train"), (evals, "loss", "eval")]),
+                  ("generator accuracy", [(evals, "masked_lm_accuracy", "eval")])]
+        if self.config.electra_objective:
+            panels.append(("discriminator AUC", [(evals, "disc_auc", "eval")]))
+        panels.append(("learning rate", [(train, "learning_rate", "train")]))
+        return curves.plot_learning_curves(
+            self.curves_path, panels, title=f"{self.config.model_name}: step {self.step}")
+
+    def output_paths(self):
+        """{what: path} of every output of the run that exists: the latest checkpoint, the
+        original-layout copy, config.json, the TensorBoard logs, results, learning curves."""
+        config = self.config
+        candidates = {
+            "checkpoint": tf.train.latest_checkpoint(config.model_dir),
+            "original checkpoint": os.path.join(config.model_dir, "original",
+                                                f"model.ckpt-{self.step}"),
+            "config": os.path.join(config.model_dir, checkpoints.CONFIG_FILE),
+            "TensorBoard logs": config.model_dir,
+            "results": config.results_json,
+            "results (text)": config.results_txt,
+            "learning curves": self.curves_path,
+        }
+        return {what: path for what, path in candidates.items()
+                if path and (files.exists(path) or files.exists(path + ".index"))}
+
+    def summary_lines(self, wall_seconds=None, seq_per_sec=None):
+        """The end-of-run summary: final training losses and eval metrics (as TensorBoard
+        has them), throughput, wall time and `output_paths`.
+
+        Args:
+            wall_seconds: the run's wall time, if known.
+            seq_per_sec: its steady-state throughput, if known.
+        Returns:
+            A list of lines.
+        """
+        config = self.config
+        head = f"Finished: step {self.step} of num_train_steps {config.num_train_steps}"
+        if wall_seconds is not None:
+            head += f" | wall time {progress.hms(wall_seconds)}"
+        if seq_per_sec is not None:
+            head += f" | {seq_per_sec:.1f} seq/s (steady state)"
+        lines = [head]
+        train = _at_last_step(curves.read_scalars(self.train_dir), self.step)
+        if train:
+            losses = {k: v for k, v in train[1].items() if k in LOSSES}
+            lines.append(f"  final train losses (step {train[0]}): " + _metrics_text(losses))
+        evals = _at_last_step(curves.read_scalars(self.eval_dir), self.step)
+        if evals:
+            lines.append(f"  final eval (step {evals[0]}): " + _metrics_text(evals[1]))
+        paths = self.output_paths()
+        width = max(map(len, paths), default=0) + 2
+        lines += [f"  {what + ':':<{width}}{path}" for what, path in paths.items()]
+        lines.append(f"  TensorBoard: tensorboard --logdir {config.model_dir}")
+        return lines
 
     def _check_finite(self, where):
         bad = divergence.non_finite(self.state_variables())
@@ -306,36 +435,77 @@ class Pretrainer:
         global_step, slots = self.optimizer.original_state()
         return checkpoints.save_original(self.models, prefix, global_step, slots)
 
-    def evaluate(self, num_steps=None, write=True):
-        """The original's eval metrics on `num_eval_steps` batches, dropout off.
+    def eval_metrics(self, num_steps=None):
+        """The original's eval metrics on `num_steps` (default `num_eval_steps`) batches of
+        `eval_tfrecords` (the training records if None), dropout off.
 
-        Evaluation reads the training records, as the original does, with a seed of its own.
+        Every call reads the same batches, from an iterator of its own (seed `run_seed + 1`),
+        so an eval during training does not change what training reads or does.
         Returns:
-            dict of metric name -> float; also written to `results_{txt,json}` if `write`.
+            dict of metric name -> float, and `global_step`.
         """
         config = self.config
-        num_steps = num_steps or config.num_eval_steps
         iterator = self.input_iterator(config.eval_batch_size, self.run_seed + 1,
-                                       is_training=False)
+                                       is_training=False, records=self.eval_records)
+        if self._eval_step is None:
+            def step_fn(batch):
+                batch = self._local_batch(batch)
+                seeds = batch.pop("seeds")
+                return eval_outputs(self.objective, batch, seeds)
 
-        def step_fn(batch):
-            batch = self._local_batch(batch)
-            seeds = batch.pop("seeds")
-            return eval_outputs(self.objective, batch, seeds)
-
-        step_fn = tf.function(step_fn)
+            self._eval_step = tf.function(step_fn)
         totals = EvalTotals()
-        for _ in range(num_steps):
+        for _ in range(num_steps or config.num_eval_steps):
             try:
-                out = self.strategy.run(step_fn, args=(next(iterator),))
+                out = self.strategy.run(self._eval_step, args=(next(iterator),))
             except tf.errors.DataLossError as e:
-                raise reader.data_loss_error(config.pretrain_tfrecords, e) from None
+                raise reader.data_loss_error(self.eval_records, e) from None
             totals.add({k: distribute.local_concat(self.strategy, v).numpy()
                         for k, v in out.items()})
-        results = {"global_step": self.step, **totals.result()}
+        return {"global_step": self.step, **totals.result()}
+
+    def write_eval_summaries(self, results, writer=None):
+        """Writes eval `results` to TensorBoard at their `global_step`, in `eval_dir` (the
+        chief only), under the tags of the training scalars where they coincide (`loss`).
+
+        Args:
+            results: as `eval_metrics` returns.
+            writer: an open `tf.summary.SummaryWriter` of `eval_dir`, or None for one
+                opened for this call.
+        """
+        if self.chief:
+            summaries.write_scalars(writer or self.eval_dir, results["global_step"],
+                                    {k: v for k, v in results.items() if k != "global_step"})
+
+    def evaluate(self, num_steps=None, write=True):
+        """The original's eval metrics on `num_eval_steps` batches, dropout off (see
+        `eval_metrics`).
+
+        Returns:
+            dict of metric name -> float; if `write`, also written to `results_{txt,json}`
+            and to TensorBoard (`<model_dir>/eval`, at the current step).
+        """
+        results = self.eval_metrics(num_steps)
         if write:
-            write_results(config, results)
+            write_results(self.config, results)
+            self.write_eval_summaries(results)
         return results
+
+
+def _metrics_text(values):
+    """`name value` pairs, 4 significant digits (`global_step` left out)."""
+    return " ".join(f"{k} {v:.4g}" for k, v in values.items() if k != "global_step")
+
+
+def _at_last_step(scalars, max_step):
+    """(step, {tag: value}) at the last step ≤ `max_step` of `read_scalars`' output, or
+    None if it has none."""
+    steps = [s for tag_steps, _ in scalars.values() for s in tag_steps if s <= max_step]
+    if not steps:
+        return None
+    step = max(steps)
+    return step, {tag: values[tag_steps.index(step)]
+                  for tag, (tag_steps, values) in scalars.items() if step in tag_steps}
 
 
 def _stopped(last_saved):
@@ -361,6 +531,21 @@ def write_results(config, results):
                               results_text(results))
 
 
+def non_default_hparams_line(config):
+    """One line naming the hparams that differ from the defaults, and where all of them are.
+
+    The defaults are those of a config with the same model name and the data directory
+    that holds the model directory (`<data_dir>/models/<model_name>`), so the paths derived
+    from it count only when set.
+    """
+    data_dir = os.path.dirname(os.path.dirname(config.model_dir))
+    defaults = type(config)(config.model_name, data_dir).to_dict()
+    changed = {k: v for k, v in config.to_dict().items() if defaults.get(k) != v}
+    return ("hparams not at their defaults: "
+            + (", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) or "none")
+            + f" | all hparams: {os.path.join(config.model_dir, checkpoints.CONFIG_FILE)}")
+
+
 def train_or_eval(config, strategy=None, log=print, allow_changes=()):
     """The original's `train_or_eval`: exactly one of `do_train` / `do_eval`.
 
@@ -371,7 +556,7 @@ def train_or_eval(config, strategy=None, log=print, allow_changes=()):
     """
     if config.do_train == config.do_eval:
         raise ValueError("Exactly one of do_train and do_eval must be true")
-    log("Config:\n" + json.dumps(config.to_dict(), indent=1, sort_keys=True))
+    log(non_default_hparams_line(config))
     trainer = Pretrainer(config, strategy, log, allow_changes)
     if config.do_train:
         return trainer.train()

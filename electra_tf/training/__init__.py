@@ -6,4 +6,5 @@
 - `progress`: progress lines (and a bar on a terminal) with throughput and ETA.
 - `results`: the one writer of results files (JSON and text, atomically).
 - `summaries`: TensorBoard scalars.
+- `curves`: learning curves: the scalars read back, drawn as a PNG.
 """

@@ -6,14 +6,18 @@ are re-exported for users; the task classes are in `base`, `glue`, `tagging` and
 
 from finetune.tasks.base import Example
 from finetune.tasks.glue import MNLI, MRPC, QNLI, QQP, RTE, SST, STS, CoLA
-from finetune.tasks.glue import tfds_examples
+from finetune.tasks.glue import TFDS_GLUE, tfds_examples
 from finetune.tasks.tagging import Chunking
 
 # QA tasks live in `finetune.tasks.qa` (imported on first use).
 QA_TASKS = {"squad": "SQuAD", "squadv1": "SQuADv1", "newsqa": "NewsQA",
             "naturalqs": "NaturalQuestions", "triviaqa": "TriviaQA", "searchqa": "SearchQA"}
 
-__all__ = ["Example", "QA_TASKS", "TASKS", "get_task", "get_tasks", "tfds_examples"]
+# The tasks `"data_source": "tfds"` can read: GLUE, and SQuAD 2.0 / 1.1 (`qa.tfds_qa_examples`).
+TFDS_TASKS = tuple(TFDS_GLUE) + ("squad", "squadv1")
+
+__all__ = ["Example", "QA_TASKS", "TASKS", "TFDS_TASKS", "get_task", "get_tasks",
+           "tfds_examples"]
 
 TASKS = {"cola": CoLA, "mrpc": MRPC, "mnli": MNLI, "sst": SST, "rte": RTE, "qnli": QNLI,
          "qqp": QQP, "sts": STS, "chunk": Chunking}

@@ -55,7 +55,10 @@ class Task:
     def featurize_settings(self):
         """{name: value} of every setting `featurize` depends on besides the tokenizer
         (the record cache is keyed by them); tasks add their own."""
-        return {"max_seq_length": self.config.max_seq_length, "debug": self.config.debug}
+        settings = {"max_seq_length": self.config.max_seq_length, "debug": self.config.debug}
+        if self.config.data_source != "files":  # (files are keyed by their content)
+            settings["data_source"] = self.config.data_source
+        return settings
 
     def featurize(self, examples, is_training=False):
         """Featurises examples into records: a dict of stacked NumPy arrays with the shared

@@ -52,13 +52,15 @@ class ClassificationTask(Task):
         return value
 
     def data_files(self, split):
-        return [self.path(split + ".tsv")]
+        return [] if self.config.data_source == "tfds" else [self.path(split + ".tsv")]
 
     def featurize_settings(self):
         return dict(super().featurize_settings(),
                     double_unordered=self.config.double_unordered)
 
     def get_examples(self, split):
+        if self.config.data_source == "tfds":
+            return tfds_examples(self, split, self.config.tfds_data_dir)
         path, = self.data_files(split)
         # Debug mode reads the first 100 lines, header included (as the original).
         rows = read_tsv(path, max_lines=100 if self.config.debug else None)

@@ -205,9 +205,13 @@ class SQuADTask(QATask):
     """SQuAD JSON (`<split>.json`, `<split>-debug.json` in debug mode)."""
 
     def data_files(self, split):
+        if self.config.data_source == "tfds":
+            return []
         return [self.path(split + ("-debug" if self.config.debug else "") + ".json")]
 
     def get_examples(self, split):
+        if self.config.data_source == "tfds":
+            return tfds_qa_examples(self, split, self.config.tfds_data_dir)
         path, = self.data_files(split)
         with tf.io.gfile.GFile(path, "r") as f:
             try:

@@ -46,12 +46,13 @@ def test_classification_two_trials_and_summary(data_dir):
     for trial in results:
         assert trial["sst"]["accuracy"] >= 90.0  # measured: 100.0 in both trials
     saved = json.loads(open(config.results_json).read())
-    assert saved["trials"] == json.loads(json.dumps(results))
+    assert [t["metrics"] for t in saved["trials"]] == json.loads(json.dumps(results))
     summary = saved["summary"]["sst"]["accuracy"]
     assert set(summary) == {"mean", "median", "std"} and summary["mean"] >= 90.0
     lines = open(config.results_txt).read().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["sst", "sst", "sst (2 trials)"]
-    assert "accuracy: mean " in lines[2]
+    assert [line.split(":")[0] for line in lines] == [
+        "trial 1", "sst", "trial 2", "sst", "sst (2 trials)"]
+    assert "accuracy: mean " in lines[4]
     for trial in (1, 2):
         assert (data_dir / f"models/random/finetuning_models/sst_model_{trial}"
                 / model_dir.WEIGHTS_FILE).exists()

@@ -14,6 +14,7 @@ TensorFlow start-up and tracing each); they run two at a time.
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 
 import h5py
@@ -80,17 +81,27 @@ def scenarios(points):
             for group in groups.values()}
 
 
+def results(data_dir):
+    """The results files, less what differs between runs: the data directory in paths,
+    and the training time (a model a killed run saved keeps that run's time)."""
+    model = data_dir / "models" / "tiny"
+    found = json.loads((model / "results" / "rte_results.json").read_text().replace(
+        str(data_dir), "<data_dir>"))
+    for trial in found["trials"]:
+        assert trial.pop("train_seconds") > 0 and trial.pop("finished_at")
+    text = (model / "results" / "rte_results.txt").read_text().replace(str(data_dir), "D")
+    return found, re.sub(r", trained in [^)]*\)", ")", text)
+
+
 def outputs(data_dir):
     """What a finished run leaves that the next user reads: scores, predictions, weights."""
     model = data_dir / "models" / "tiny"
     trial = model / "finetuning_models" / "rte_model_1"
-    found = {"results": json.loads((model / "results" / "rte_results.json").read_text()),
-             "results_txt": (model / "results" / "rte_results.txt").read_text(),
-             "predictions": (model / "test_predictions" / "rte_test_1_predictions.json")
-             .read_text(),
-             "submission": (model / "test_predictions" / "glue_1" / "RTE.tsv").read_text()}
-    with h5py.File(trial / "model.weights.h5") as h5:
-        h5.visititems(lambda name, item: found.setdefault(name, item[()])
+    found = dict(zip(("results", "results_txt"), results(data_dir)))
+    found["predictions"] = (model / "test_predictions" / "rte_test_1_predictions.json").read_text()
+    found["submission"] = (model / "test_predictions" / "glue_1" / "RTE.tsv").read_text()
+    with h5py.File(trial / "model.weights.h5") as h5:  # (a callback returning None visits all)
+        h5.visititems(lambda name, item: found.update({name: item[()]})
                       if isinstance(item, h5py.Dataset) else None)
     reader = tf.train.load_checkpoint(str(trial / "original"))
     for name in reader.get_variable_to_shape_map():

@@ -1,5 +1,6 @@
 """A trial's model directory: our weights, the original TF1 layout, the config, serving."""
 
+import datetime
 import json
 import os
 
@@ -44,4 +45,13 @@ def test_model_dir_holds_keras_and_original_checkpoints(data_dir):
     assert json.loads(open(os.path.join(directory, SERVING_FILE)).read()) == {
         "entry_point": "finetuned"}
     assert sorted(os.listdir(directory)) == sorted(model_dir.OWN_FILES)
+    assert model_dir.is_complete(directory) and not model_dir.is_complete(directory + "x")
+    record = model_dir.read_training(directory)
+    assert record["global_step"] == steps and record["train_seconds"] > 0
+    os.remove(os.path.join(directory, model_dir.TRAINING_FILE))  # as written before it existed
+    old = model_dir.read_training(directory)
+    assert (old["global_step"], old["train_seconds"]) == (steps, None)
+    written = datetime.datetime.fromisoformat(old["finished_at"])  # the weights' time
+    assert abs((written - datetime.datetime.fromisoformat(record["finished_at"])
+                ).total_seconds()) < 60
     assert not [n for n in os.listdir(os.path.dirname(directory)) if n.startswith(".tmp-")]

@@ -1,5 +1,7 @@
 """Results over trials, and the GLUE submission format."""
 
+import json
+
 import numpy as np
 
 from finetune import outputs
@@ -18,11 +20,29 @@ def test_summarize_over_trials():
 def test_results_files_list_trials_then_the_summary(tmp_path):
     config = FinetuningConfig("m", str(tmp_path), task_names=["sts"])
     trials = [{"sts": {"pearson": 1.0, "loss": 0.5}}, {"sts": {"pearson": 3.0, "loss": 0.25}}]
-    outputs.write_results(config, trials)
+    done = [{"trial": 1, "model_dir": "/m_1", "global_step": 8, "train_seconds": 2.25,
+             "finished_at": "2026-01-02T03:04:05+00:00"},
+            {"trial": 2, "model_dir": "/ckpt", "global_step": None, "train_seconds": None,
+             "finished_at": None}]
+    outputs.write_results(config, trials, done)
     assert open(config.results_txt).read().splitlines() == [
-        "sts: pearson: 1.00 - loss: 0.50", "sts: pearson: 3.00 - loss: 0.25",
+        "trial 1: /m_1 (step 8, trained in 2.2 s, finished at 2026-01-02T03:04:05+00:00)",
+        "sts: pearson: 1.00 - loss: 0.50", "trial 2: /ckpt", "sts: pearson: 3.00 - loss: 0.25",
         "sts (2 trials): pearson: mean 2.00 median 2.00 std 1.00 - "
         "loss: mean 0.38 median 0.38 std 0.12"]
+    saved = json.loads(open(config.results_json).read())
+    assert saved["hparams"] == json.loads(json.dumps(config.to_dict()))
+    assert saved["trials"] == [dict(d, metrics=t) for d, t in zip(done, trials)]
+    outputs.write_results(config, trials[:1])  # no trial records: numbered
+    assert json.loads(open(config.results_json).read())["trials"] == [
+        {"trial": 1, "metrics": trials[0]}]
+
+
+def test_dev_tags_name_metrics_by_task_when_there_are_several():
+    assert outputs.dev_tags({"rte": {"accuracy": 50.0, "loss": 0.7}}) == {
+        "accuracy": 50.0, "loss": 0.7}
+    assert outputs.dev_tags({"rte": {"accuracy": 50}, "sts": {"pearson": 0.5}}) == {
+        "rte/accuracy": 50.0, "sts/pearson": 0.5}
 
 
 def test_glue_submission_labels_and_sts_scale(tmp_path):

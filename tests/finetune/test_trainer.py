@@ -1,5 +1,5 @@
-"""The optimizer of fine-tuning (layer-wise LR, loss scaling) and the training loop's
-progress lines under mixed_bfloat16."""
+"""The optimizer of fine-tuning (layer-wise LR, loss scaling), the training loop's
+progress lines under mixed_bfloat16, and its per-example loss in progress and TensorBoard."""
 
 import keras
 import numpy as np
@@ -7,10 +7,12 @@ import pytest
 import tensorflow as tf
 
 from electra_tf import optimization
-from finetune import trainer
+from electra_tf.training import curves
+from finetune import records, tasks as tasks_lib, trainer
 from finetune.config import FinetuningConfig
 from finetune.model import build_finetuning_model
 from finetune.trials import run_finetuning
+from pretrain_data.tokenization import FullTokenizer
 from tests.finetune.conftest import TINY, task
 
 
@@ -59,5 +61,39 @@ def test_progress_lines_and_mixed_bfloat16(data_dir, capsys):
         keras.mixed_precision.set_global_policy("float32")
     out = capsys.readouterr().out
     steps = int(12 // 4 * 2.0)  # 5 pairs doubled, padded to 12
-    assert f"step {steps}/{steps} (100.0%) loss " in out and " seq/s | elapsed " in out
+    assert f"step {steps}/{steps} (100.0%) | {trainer.LOSS_NAME} " in out
+    assert " seq/s | elapsed " in out
     assert np.isfinite(results[0]["sts"]["loss"])
+
+
+def test_loss_is_reported_per_example_and_written_to_tensorboard(data_dir, tmp_path,
+                                                                  monkeypatch, capsys):
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["sts"],
+                              **dict(TINY, init_checkpoint=None, num_train_epochs=8.0))
+    tasks = tasks_lib.get_tasks(config, FullTokenizer(config.vocab_file))
+    _, features = records.featurize(config, tasks, "train", is_training=True)
+    features = records.pad_to_multiple(features, config.train_batch_size, len(tasks))
+    summed = []  # the batch-summed loss each update optimised
+
+    def recording_step(*args):
+        step = make_train_step(*args)
+        return lambda iterator: summed.append(float(step(iterator))) or summed[-1]
+
+    make_train_step = trainer.make_train_step
+    monkeypatch.setattr(trainer, "make_train_step", recording_step)
+    strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(1)
+    model = build_finetuning_model(config, tasks)
+    optimizer = trainer.build_optimizer(config, model, 24)
+    logdir = str(tmp_path / "train")
+    assert trainer.train(config, model, optimizer, features, 1, strategy, logdir) == 24
+    per_example = np.array(summed) / config.train_batch_size  # 12 records, batch 4, 8 epochs
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
+    assert [line.split(" | ")[1] for line in lines] == [
+        f"{trainer.LOSS_NAME} {per_example[i - 1]:.4g}" for i in (10, 20, 24)]
+    scalars = curves.read_scalars(logdir)
+    assert scalars["loss"][0] == [10, 20, 24]
+    np.testing.assert_allclose(scalars["loss"][1], per_example[[9, 19, 23]], rtol=1e-6)
+    schedule = optimizer.schedule  # the update that makes step t uses lr(t)
+    np.testing.assert_allclose(scalars["learning_rate"][1],
+                               [float(schedule(t)) for t in (10, 20, 24)], rtol=1e-6)

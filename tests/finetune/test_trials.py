@@ -2,6 +2,7 @@
 model directories kept or replaced; one run at a time; one device, MirroredStrategy and two
 workers agree."""
 
+import datetime
 import json
 import os
 import shutil
@@ -9,9 +10,12 @@ import socket
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
+from electra_tf import checkpoints
+from finetune import config as config_lib
 from finetune import model_dir
 from finetune.config import FinetuningConfig
 from finetune.trials import run_finetuning
@@ -29,9 +33,9 @@ def test_two_tasks_from_the_original_tiny_checkpoint(data_dir):
     assert set(results[0]["sts"]) == {"pearson", "spearman", "mse", "loss"}
     assert 0 <= results[0]["rte"]["accuracy"] <= 100
     saved = json.loads(open(config.results_json).read())
-    assert saved["trials"] == json.loads(json.dumps(results))
+    assert [t["metrics"] for t in saved["trials"]] == json.loads(json.dumps(results))
     assert saved["summary"]["rte"]["accuracy"]["std"] == 0.0  # one trial
-    assert open(config.results_txt).read().startswith("rte: accuracy: ")
+    assert open(config.results_txt).read().splitlines()[1].startswith("rte: accuracy: ")
     rte_tsv = (data_dir / "models/tiny/test_predictions/glue_1/RTE.tsv").read_text().split("\n")
     assert rte_tsv[0] == "index\tprediction" and len(rte_tsv) == 8
     assert rte_tsv[1].split("\t")[1] in ("entailment", "not_entailment")
@@ -61,6 +65,86 @@ def test_foreign_files_in_a_model_dir_stop_the_run_before_training(data_dir):
     with pytest.raises(FileExistsError, match="notes.txt"):
         run_finetuning(config)
     assert open(config.model_dir + "_1/notes.txt").read() == "mine"
+
+
+def weights_of(trial_dir):
+    found = {}
+    with h5py.File(os.path.join(trial_dir, model_dir.WEIGHTS_FILE)) as h5:
+        h5.visititems(lambda name, item: found.update({name: item[()]})
+                      if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def test_without_architecture_hparams_the_run_repeats_the_one_that_gives_them(data_dir,
+                                                                               capsys):
+    kwargs = json.loads((FIXTURES / "original-tiny" / "config.json").read_text())[
+        "pretraining_config_kwargs"]
+    pretrained = str(data_dir / "models" / "tiny")
+    checkpoints.convert_from_original(TINY_CHECKPOINT, pretrained,
+                                      checkpoints.config_for_dir(pretrained, kwargs))
+    training = {k: v for k, v in TINY.items() if k not in config_lib.ARCHITECTURE}
+    bare = FinetuningConfig("tiny", str(data_dir), task_names=["rte"], **training)
+    assert f"architecture: from {pretrained}/config.json" in bare.architecture_line()
+    given = FinetuningConfig("tiny", str(data_dir), task_names=["rte"], **TINY,
+                             model_dir=str(data_dir / "given" / "rte_model"))
+    assert bare.to_dict() == dict(given.to_dict(), model_dir=bare.model_dir)
+    assert run_finetuning(bare) == run_finetuning(given)
+    a, b = weights_of(bare.model_dir + "_1"), weights_of(given.model_dir + "_1")
+    assert sorted(a) == sorted(b) and len(a) > 10
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert f"architecture: from {pretrained}/config.json" in capsys.readouterr().out
+
+
+def test_a_rerun_evaluates_the_trials_it_finds_and_trains_the_others(data_dir, capsys):
+    from matplotlib import image
+
+    from electra_tf.training import curves
+
+    hparams = dict(TINY, task_names=["rte"], init_checkpoint=None)
+    config = FinetuningConfig("tiny", str(data_dir), **hparams)
+    first = config.model_dir + "_1"
+    os.makedirs(f"{first}/train")  # a killed run's TensorBoard scalars: trained again
+    open(f"{first}/train/events.out.tfevents.0.stale", "w").write("")
+    results = run_finetuning(config)
+    out = capsys.readouterr().out
+    assert f"trial 1: seed 2, training into {first}" in out
+    assert "hparams other than the defaults (all of them: the results JSON): {" in out
+    assert f"TensorBoard: tensorboard --logdir {os.path.dirname(first)}\n" in out
+    assert f"learning curves: {first}/learning_curves.png" in out
+    assert "stale" not in " ".join(os.listdir(f"{first}/train"))
+    # Results: per trial its directory, step and time; the hparams once.
+    saved = json.loads(open(config.results_json).read())
+    assert saved["hparams"] == json.loads(json.dumps(config.to_dict()))
+    trial = saved["trials"][0]
+    assert (trial["trial"], trial["model_dir"], trial["global_step"]) == (1, first, 4)
+    assert trial["train_seconds"] > 0 and trial["metrics"] == results[0]
+    assert datetime.datetime.fromisoformat(trial["finished_at"]).utcoffset().seconds == 0
+    assert open(config.results_txt).read().startswith(
+        f"trial 1: {first} (step 4, trained in ")
+    # TensorBoard: training's loss and learning rate, the dev metrics at the last step.
+    dev = curves.read_scalars(f"{first}/eval")
+    assert dev["accuracy"] == ([4], [pytest.approx(results[0]["rte"]["accuracy"])])
+    assert dev["loss"] == ([4], [pytest.approx(results[0]["rte"]["loss"])])
+    assert {"loss", "learning_rate"} <= set(curves.read_scalars(f"{first}/train"))
+    assert image.imread(f"{first}/learning_curves.png").shape[2] in (3, 4)
+    weights = open(f"{first}/{model_dir.WEIGHTS_FILE}", "rb").read()
+    # Again with two trials: trial 1 is evaluated, not trained again; trial 2 is trained.
+    again = run_finetuning(FinetuningConfig("tiny", str(data_dir), num_trials=2, **hparams))
+    out = capsys.readouterr().out
+    assert (f"trial 1: {first} was trained at {trial['finished_at']} (step 4); evaluating "
+            "it. Delete it to train it again") in out
+    assert "trial 1: seed" not in out and "trial 2: seed 3, training into" in out
+    assert again[0] == results[0] and len(again) == 2
+    assert open(f"{first}/{model_dir.WEIGHTS_FILE}", "rb").read() == weights
+    saved = json.loads(open(config.results_json).read())
+    assert [t["finished_at"] for t in saved["trials"]][0] == trial["finished_at"]
+    assert curves.read_scalars(f"{first}/eval")["accuracy"][0] == [4]  # replaced, not added
+    # A trial trained with other hparams is not evaluated as if it were this run's.
+    with pytest.raises(ValueError, match="rte_model_1 was trained with other hparams "
+                                         "\\(learning_rate 0.001 then, 0.002 now\\)"):
+        run_finetuning(FinetuningConfig("tiny", str(data_dir), **dict(hparams,
+                                                                        learning_rate=2e-3)))
 
 
 HOLD = """

@@ -56,7 +56,7 @@ def test_init_from_original_and_from_model_dir(tmp_path):
     np.testing.assert_allclose(a(features)["electra"]["sequence_output"],
                                b(features)["electra"]["sequence_output"], atol=1e-6)
     wrong = FinetuningConfig("tiny", str(tmp_path), task_names=["rte"], embedding_size=16,
-                             vocab_size=1024,
+                             init_checkpoint=prefix, vocab_size=1024,
                              model_hparam_overrides=kwargs["model_hparam_overrides"])
     with pytest.raises(ValueError, match="word_embeddings: checkpoint \\[1024, 32\\] vs "
                                          "config \\[1024, 16\\]"):

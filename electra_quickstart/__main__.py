@@ -1,0 +1,5 @@
+"""`python -m electra_quickstart`: the main job (see `electra_quickstart.cli`)."""
+
+from electra_quickstart.cli import run
+
+run()
