@@ -92,8 +92,7 @@ def latest_readable(directory, log=print):
     if state.model_checkpoint_path not in paths:
         paths.append(state.model_checkpoint_path)
     damaged = []
-    for path in reversed(paths):
-        path = path if os.path.isabs(path) else os.path.join(directory, path)
+    for path in reversed(paths):  # get_checkpoint_state has joined them to `directory`
         problem = unreadable(path)
         if problem is None:
             return path

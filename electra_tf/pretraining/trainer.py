@@ -269,7 +269,7 @@ class Pretrainer:
             # Every weight must come from the checkpoint; a converted original checkpoint
             # has no iterator or RNG state, so the rest may be partial.
             checkpoints.read_weights(self.models, self.latest)
-            checkpoint.read(self.latest).expect_partial()
+            self._read_training_state(checkpoint)
             self._check_finite(f"in {self.latest}, which an older electra-tf saved")
             finished = self.step >= config.num_train_steps
             self.log(f"already finished at step {self.step} of num_train_steps "
@@ -288,6 +288,28 @@ class Pretrainer:
                                            report.seq_per_sec if report else None):
                 self.log(line)
         return last
+
+    def _read_training_state(self, checkpoint):
+        """Reads `checkpoint` (optimizer, data position, RNGs) from `self.latest`.
+
+        The data position names the record files as the saving run saw them; if they are
+        not there (records moved, or a relative --data-dir from another working directory)
+        a finished run needs no data, and an unfinished one stops with what to do.
+        """
+        try:
+            checkpoint.read(self.latest).expect_partial()
+        except tf.errors.NotFoundError as e:
+            if "dataset iterator" not in e.message:
+                raise
+            checkpoints.checkpoint_objects(self.models, self.optimizer).read(
+                self.latest).expect_partial()
+            if self.step < self.config.num_train_steps:
+                raise ValueError(
+                    f"{self.latest}: its data position cannot be restored: "
+                    f"{e.message.split(';')[0].split(': ', 1)[-1]} is missing. The data "
+                    "iterator's state names the record files as the run that saved it saw "
+                    "them: run with the same --data-dir from the same working directory "
+                    f"(now {self.config.pretrain_tfrecords})") from None
 
     def _loop(self, iterator, checkpoint, manager):
         """Trains from `self.step` to `num_train_steps`, saving and evaluating on the way.

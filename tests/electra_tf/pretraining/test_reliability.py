@@ -95,6 +95,27 @@ def test_damaged_latest_checkpoint_falls_back_to_the_one_before(data_dir):
     assert training.checkpoints.unreadable(str(data_dir / "models/damaged/ckpt-4")) is None
 
 
+def test_resume_through_a_relative_data_dir(data_dir, monkeypatch):
+    """The state file's checkpoint names are relative; they are joined to the directory
+    once (a relative --data-dir once made `models/m/models/m/ckpt-2`)."""
+    monkeypatch.chdir(data_dir)
+    _train(".", "relative", **dict(SHORT, num_train_steps=2))
+    lines = []
+    trainer = _train(".", "relative", lines, **SHORT)
+    assert not any("cannot be read" in line for line in lines), lines
+    assert any(line.endswith("ckpt-2 at step 2") for line in lines), lines
+    assert trainer.step == 4
+    # From another working directory the data iterator's file names do not resolve: a
+    # finished run needs no data; one with steps to go says what to do.
+    monkeypatch.chdir(data_dir / "models")
+    lines = []
+    _train("..", "relative", lines, **SHORT)
+    assert any(line.startswith("already finished at step 4") for line in lines), lines
+    with pytest.raises(ValueError, match="data position cannot be restored: .*pretrain_data"
+                                         ".* is missing.*same working directory"):
+        _train("..", "relative", **dict(SHORT, num_train_steps=6))
+
+
 def test_every_checkpoint_damaged_is_one_error(data_dir):
     _train(data_dir, "all-damaged", **dict(SHORT, keep_checkpoint_max=1))
     data = data_dir / "models/all-damaged/ckpt-4.data-00000-of-00001"
