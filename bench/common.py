@@ -6,6 +6,7 @@ of a large square matmul of the same dtype measured in the same run.
 """
 
 import os
+import platform
 import sys
 import time
 
@@ -20,7 +21,29 @@ import tensorflow as tf  # noqa: E402
 from electra_tf import flops  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+# The CPU flags that decide how fast the benchmarks can be (bfloat16 and int8 matmul units).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
+
+
+def cpu_line():
+    """The CPU model, the flags of `CPU_FLAGS` it has, and the cores this process may use."""
+    model, flags = platform.processor() or platform.machine(), set()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    present = [flag for flag in CPU_FLAGS if flag in flags]
+    return f"{model}, {cpu_cores()} cores, flags: {' '.join(present) or 'none of CPU_FLAGS'}"
+
+
+def cpu_cores():
+    """The CPU cores this process may run on (its affinity, where the OS reports it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def matmul_rate(dtype, n=4096, repeats=10):

@@ -1,7 +1,10 @@
-"""Latency of an exported SavedModel: raw-text and id signatures beside the direct Keras call.
+"""Latency of an exported SavedModel: raw-text and id signatures beside the direct Keras call;
+with `--batching`, latency against batch size and the TF Serving batching parameters it implies.
 
     python bench/serving_latency.py [--model-dir DIR | --classifier] [--batch-sizes 1,8,32]
-                                    [--iterations 30]
+                                    [--iterations 30] [--smoke]
+    python bench/serving_latency.py --batching [--model-dir DIR] [--batch-sizes 1,2,...,64]
+                                    [--latency-budget-ms MS] [--output FILE] [--smoke]
 
 By default a randomly initialised ELECTRA-Small (code defaults: H=256, 12 layers, generator
 0.25, V=30522, S=128) with a generated 30,522-token vocabulary is written to a temporary
@@ -15,16 +18,27 @@ filled to S tokens, it prints p50/p90/p99 latency and throughput of:
 and the ratio of each p50 to the direct call's. Then, each in a fresh process: the first
 call after `tf.saved_model.load` without warm-up, and after replaying the export's warm-up
 records as TF Serving does at load time.
+
+`--batching` (default model: the random SST classifier) times `serving_default` alone at
+batch sizes 1, 2, 4, ..., 64, every text filled to S (the costliest batch TF Serving's
+`BatchingSession` can form from them: it runs the merged requests as one call of the
+signature), and derives `BatchingParameters` for `tensorflow_model_server --enable_batching
+--batching_parameters_file=FILE` (`derive_batching_parameters`); `--output` writes them
+with the measurements as comments. `--smoke`: a one-layer H=64 classifier, S=16, a few
+small batches and calls, no fresh processes; it only checks that the benchmark works.
 """
 
 import argparse
+import ast
 import os
 import random
+import re
 import shutil
 import string
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 import common  # bench/common.py: puts the repository on sys.path (asserted below)
@@ -46,6 +60,15 @@ from pretrain_data.tokenization import FullTokenizer  # noqa: E402
 assert common.REPO in sys.path
 
 SPECIAL = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# `--smoke`: a classifier small enough for a seconds-long run (finetune_throughput's "tiny").
+SMOKE_CLASSIFIER = {"vocab_size": 1000, "max_seq_length": 16,
+                    "model_hparam_overrides": {"hidden_size": 64, "num_hidden_layers": 1}}
+BATCHING_SIZES = "1,2,4,8,16,32,64"
+# The CPU flags that decide TensorFlow's matmul kernels (AVX-512, bfloat16, AMX).
+# BatchingParameters fields that are `google.protobuf.Int64Value` wrappers
+# (tensorflow_serving/servables/tensorflow/session_bundle_config.proto).
+WRAPPED_FIELDS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                  "num_batch_threads")
 
 
 def write_vocab(path, size, seed=0):
@@ -70,10 +93,17 @@ def random_model_dir(root):
     return config.model_dir, tokens
 
 
-def random_classifier_dir(root):
-    """A fine-tuned ELECTRA-Small SST classifier directory (random weights) in `root`."""
+def random_classifier_dir(root, **overrides):
+    """A fine-tuned ELECTRA-Small SST classifier directory (random weights) in `root`.
+
+    Args:
+        root: the data directory (the vocabulary is written there).
+        overrides: `FinetuningConfig` fields, e.g. `SMOKE_CLASSIFIER`.
+    Returns:
+        (model directory, vocabulary tokens).
+    """
     config = FinetuningConfig("electra-small-random", root, task_names=["sst"],
-                              max_seq_length=128, init_checkpoint=None)
+                              init_checkpoint=None, **{"max_seq_length": 128, **overrides})
     tokens = write_vocab(config.vocab_file, config.vocab_size)
     tasks = tasks_lib.get_tasks(config, FullTokenizer(config.vocab_file))
     directory = os.path.join(root, "sst_model_1")
@@ -125,7 +155,8 @@ def first_call(export_dir, replay_warmup):
     """Seconds of the first `serving_default` call after loading (optionally after warm-up)."""
     loaded = tf.saved_model.load(export_dir)
     if replay_warmup:
-        for name, inputs in warmup.read_warmup_requests(export_dir):
+        for log in warmup.read_warmup_requests(export_dir):
+            name, inputs = warmup.request_inputs(log)
             fetch(loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()}))
     signature = loaded.signatures["serving_default"]
     inputs = text_inputs(signature, tf.constant(["a first request after loading the model ."]))
@@ -141,25 +172,42 @@ def first_call_in_fresh_process(export_dir, replay_warmup):
     return float(out.stdout.split()[-1])
 
 
-def run(args, root):
-    """Exports into `root` (and builds the random model there) and prints the figures."""
+def filled_texts(signature, words, batch, max_len, rng):
+    """Raw-text inputs of `batch` texts of 2·S vocabulary words each: every text fills S."""
+    return text_inputs(signature, tf.constant(
+        [" ".join(rng.choices(words, k=2 * max_len)) for _ in range(batch)]))
+
+
+def build_and_export(args, root, classifier):
+    """Writes the benchmarked model directory (unless `--model-dir`) and exports it.
+
+    Returns:
+        (model directory, export directory, vocabulary words to fill texts with).
+    """
     model_dir, tokens = args.model_dir, None
-    if model_dir is None:
-        model_dir, tokens = (random_classifier_dir if args.classifier else random_model_dir)(root)
+    if args.smoke:
+        model_dir, tokens = random_classifier_dir(root, **SMOKE_CLASSIFIER)
+    elif model_dir is None:
+        model_dir, tokens = (random_classifier_dir if classifier else random_model_dir)(root)
     start = time.perf_counter()
     export_dir = export_lib.export_saved_model(model_dir, os.path.join(root, "export"))
     print(f"exported {model_dir} to {export_dir} in {time.perf_counter() - start:.1f} s")
+    # Past the special tokens: the vocabulary's characters and words (write_vocab).
+    return model_dir, export_dir, tokens[200:] if tokens else ["word"]
+
+
+def run(args, root):
+    """Exports into `root` (and builds the random model there) and prints the figures."""
+    model_dir, export_dir, words = build_and_export(args, root, args.classifier)
     ids_name, keras_call, max_len = direct_call(model_dir)
     served = tf.saved_model.load(export_dir)
     text_signature = served.signatures["serving_default"]
     ids_signature = served.signatures[ids_name]
-    words = tokens[200:] if tokens else ["word"]
     rng = random.Random(1)
     print(f"{os.cpu_count()} CPU cores, S={max_len}, {args.iterations} timed calls each; "
           f"latency in ms (p50 / p90 / p99), throughput at p50; ids signature {ids_name}")
-    for batch in map(int, args.batch_sizes.split(",")):
-        texts = text_inputs(text_signature, tf.constant(
-            [" ".join(rng.choices(words, k=2 * max_len)) for _ in range(batch)]))
+    for batch in args.batch_sizes:
+        texts = filled_texts(text_signature, words, batch, max_len, rng)
         features = {k: v for k, v in text_signature(**texts).items()
                     if k in INPUT_NAMES}
         assert features["input_ids"].shape == (batch, max_len), features["input_ids"].shape
@@ -172,29 +220,244 @@ def run(args, root):
             p50, p90, p99 = p50 * 1000, p90 * 1000, p99 * 1000
             print(f"batch {batch:>3}  {name:<20} {p50:8.1f} {p90:8.1f} {p99:8.1f}   "
                   f"{batch / p50 * 1000:7.1f} seq/s   {p50 / base:.2f}x")
+    if args.smoke:  # the fresh processes take longer than the rest of a smoke run
+        return
     for replay in (False, True):
         seconds = first_call_in_fresh_process(export_dir, replay)
         print(f"first call after loading, {'after' if replay else 'without'} warm-up: "
               f"{seconds * 1000:.0f} ms")
 
 
-def main():
+def derive_batching_parameters(p50_ms, cpu_cores, throughput_tolerance=0.1,
+                               timeout_fraction=0.1, latency_budget_ms=None):
+    """TF Serving `BatchingParameters` from a latency-against-batch-size curve.
+
+    Args:
+        p50_ms: {batch size: median latency in ms of one call of the served signature on a
+            batch that size}; must include batch size 1.
+        cpu_cores: cores the server may use.
+        throughput_tolerance: `max_batch_size` is the smallest measured size whose
+            throughput (batch / latency) is within this fraction of the best measured.
+        timeout_fraction: `batch_timeout_micros` is this fraction of the batch-1 latency.
+        latency_budget_ms: if given, only sizes whose latency is within it are candidates.
+    Returns:
+        ({field: value} in `BatchingParameters`' field names and order, {field: why}).
+    """
+    if 1 not in p50_ms:
+        raise ValueError(f"p50_ms: expected the latency of batch size 1 (a lone request), "
+                         f"got batch sizes {sorted(p50_ms)}")
+    if any(b < 1 or ms <= 0 for b, ms in p50_ms.items()):
+        raise ValueError(f"p50_ms: expected positive batch sizes and latencies, got {p50_ms}")
+    if cpu_cores < 1:
+        raise ValueError(f"cpu_cores: expected >= 1, got {cpu_cores}")
+    sizes = sorted(p50_ms)
+    candidates = [b for b in sizes if latency_budget_ms is None or p50_ms[b] <= latency_budget_ms]
+    if not candidates:
+        raise ValueError(f"latency_budget_ms={latency_budget_ms}: even a lone request takes "
+                         f"{p50_ms[1]} ms")
+    throughput = {b: b / p50_ms[b] * 1000 for b in candidates}
+    best = max(candidates, key=throughput.get)
+    max_batch = min(b for b in candidates
+                    if throughput[b] >= (1 - throughput_tolerance) * throughput[best])
+    timeout = int(round(timeout_fraction * p50_ms[1] * 1000, -2))  # 100 µs steps
+    budget = "" if latency_budget_ms is None else f" within {latency_budget_ms} ms"
+    params = {"max_batch_size": max_batch, "batch_timeout_micros": timeout,
+              "max_enqueued_batches": cpu_cores, "num_batch_threads": cpu_cores,
+              "allowed_batch_sizes": [b for b in sizes if b <= max_batch],
+              "pad_variable_length_inputs": False}
+    why = {
+        "max_batch_size":
+            f"batch {best} gives the most throughput measured{budget} "
+            f"({throughput[best]:.1f} seq/s); {max_batch} is the smallest batch within "
+            f"{throughput_tolerance:.0%} of it ({throughput[max_batch]:.1f} seq/s, "
+            f"{p50_ms[max_batch]} ms): larger batches add latency for little throughput",
+        "batch_timeout_micros":
+            f"{timeout_fraction:.0%} of a lone request's {p50_ms[1]} ms: the longest a "
+            "request waits for others to join its batch, so waiting never dominates",
+        "max_enqueued_batches":
+            "= num_batch_threads (the batching guide's advice for online serving): a request "
+            "waits behind at most one queued batch per thread (a full one takes "
+            f"{p50_ms[max_batch]} ms); beyond that the server refuses it rather than "
+            "building a backlog",
+        "num_batch_threads":
+            f"the CPU cores ({cpu_cores}), as the batching guide advises for CPU-only serving",
+        "allowed_batch_sizes":
+            "the measured sizes up to max_batch_size: a batch is padded up to the next one "
+            "(with copies of a request), so every batch the server runs is one measured here",
+        "pad_variable_length_inputs":
+            "false: raw-text inputs are string [B], nothing to pad (the graph pads the merged "
+            "batch to its longest text with [PAD], input_mask 0); for the ids signatures "
+            "the server would pad with each tensor's first element (the [CLS] id, "
+            "input_mask 1), attending to the padding and changing the outputs; false "
+            "refuses a batch of unequal S instead, so send ids padded to max_seq_length"}
+    return params, why
+
+
+def text_proto(params):
+    """`params` (from `derive_batching_parameters`) as a text-format BatchingParameters."""
+    lines = []
+    for name, value in params.items():
+        if name in WRAPPED_FIELDS:
+            lines.append(f"{name} {{ value: {value} }}")
+        elif isinstance(value, bool):
+            lines.append(f"{name}: {str(value).lower()}")
+        elif isinstance(value, list):
+            lines += [f"{name}: {v}" for v in value]
+        else:
+            raise ValueError(f"params[{name!r}]: expected a wrapped int64, a bool or a list, "
+                             f"got {value!r}")
+    return "\n".join(lines) + "\n"
+
+
+TABLE_HEADER = "   batch   p50 ms   p90 ms   p99 ms    seq/s"
+DERIVATION = re.compile(r"^# derive_batching_parameters\(p50_ms, (.*)\)$", re.M)
+TABLE_ROW = re.compile(r"^#\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+[\d.]+$", re.M)
+
+
+def table_lines(percentiles_ms):
+    """{batch: (p50, p90, p99) ms} as lines under `TABLE_HEADER`, with throughput at p50."""
+    return [f"   {b:>5} {p50:8.1f} {p90:8.1f} {p99:8.1f} {b / p50 * 1000:8.1f}"
+            for b, (p50, p90, p99) in sorted(percentiles_ms.items())]
+
+
+def config_file_text(percentiles_ms, options, command, machine, what):
+    """The batching parameters file: the measurements and the rules as `#` comments.
+
+    Args:
+        percentiles_ms: {batch size: (p50, p90, p99) ms}, p50 rounded to 0.1 ms (the
+            derivation reads the same numbers as the file shows).
+        options: the keyword arguments of `derive_batching_parameters` besides p50_ms.
+        command: the command line that measured them.
+        machine: `common.cpu_line()` and the load.
+        what: the model and signature measured.
+    Returns:
+        The file's text; `read_derivation` recovers p50_ms and options from it.
+    """
+    params, why = derive_batching_parameters(
+        {b: p[0] for b, p in percentiles_ms.items()}, **options)
+    arguments = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    lines = [
+        "TF Serving batching parameters (text-format BatchingParameters) for:",
+        f"  {what}",
+        "Use: tensorflow_model_server --enable_batching "
+        "--batching_parameters_file=<this file> ...",
+        f"Measured by: {command}",
+        f"Machine: {machine}",
+        "Latency of one call of serving_default on a batch, every text filled to S:",
+        TABLE_HEADER, *table_lines(percentiles_ms),
+        "Derived from the p50 column (bench/serving_latency.py) by",
+        f"derive_batching_parameters(p50_ms, {arguments})",
+        "To adapt: re-run the command on the serving machine (add --model-dir for your model,",
+        "--latency-budget-ms for a latency target). The rules: num_batch_threads = cores;",
+        "max_enqueued_batches = num_batch_threads; max_batch_size = the smallest batch within",
+        "the tolerance of the best throughput (within the budget); batch_timeout_micros = a",
+        "fraction of the batch-1 latency; allowed_batch_sizes = the measured sizes up to",
+        "max_batch_size (remove them all to run any size, unpadded); shorter texts make every",
+        "latency smaller, so these numbers are the worst case.",
+        ""]
+    out = [wrapped for line in lines for wrapped in textwrap.wrap(
+        line, 90, initial_indent="# ", subsequent_indent="#     ") or ["#"]]
+    for line in text_proto(params).splitlines():
+        name = line.split()[0].rstrip(":")
+        if name in why:  # the reason once, above the field's first line
+            out += textwrap.wrap(f"{name}: {why.pop(name)}", 90, initial_indent="# ",
+                                 subsequent_indent="#   ")
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def read_derivation(text):
+    """(p50_ms, options) that `config_file_text` wrote into a batching parameters file."""
+    call = DERIVATION.search(text)
+    rows = TABLE_ROW.findall(text)
+    if not call or not rows:
+        raise ValueError("expected a batching parameters file written by "
+                         "bench/serving_latency.py --batching --output (its table and "
+                         "derive_batching_parameters line)")
+    options = {k: ast.literal_eval(v) for k, v in
+               re.findall(r"(\w+)=([^,]+)", call.group(1))}
+    return {int(b): float(ms) for b, ms in rows}, options
+
+
+def run_batching(args, root):
+    """Times `serving_default` against batch size, prints the table and the parameters."""
+    model_dir, export_dir, words = build_and_export(args, root, classifier=True)
+    signature = tf.saved_model.load(export_dir).signatures["serving_default"]
+    max_len = direct_call(model_dir)[2]
+    rng = random.Random(1)
+    calls = {b: (lambda texts: lambda: fetch(signature(**texts)))(
+        filled_texts(signature, words, b, max_len, rng)) for b in args.batch_sizes}
+    print(f"CPU: {common.cpu_line()}; {common.load_line()}")
+    print(f"serving_default of {model_dir}, S={max_len}, {args.iterations} timed calls per "
+          "batch size, interleaved")
+    results = interleaved_percentiles(calls, args.iterations)
+    percentiles_ms = {b: tuple(round(float(t) * 1000, 1) for t in p)
+                      for b, p in results.items()}
+    print(TABLE_HEADER)
+    print("\n".join(table_lines(percentiles_ms)))
+    options = {"cpu_cores": common.cpu_cores(), "latency_budget_ms": args.latency_budget_ms}
+    params, why = derive_batching_parameters(
+        {b: p[0] for b, p in percentiles_ms.items()}, **options)
+    for name, reason in why.items():
+        print(f"{name}: {reason}")
+    print(text_proto(params), end="")
+    if args.output:
+        model = args.model_dir or "a random ELECTRA-Small SST classifier"
+        what = f"serving_default (raw text) of the export of {model}, S={max_len}"
+        text = config_file_text(percentiles_ms, options,
+                                "python bench/serving_latency.py " + " ".join(args.argv),
+                                f"{common.cpu_line()}; {common.load_line()} at the end", what)
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {args.output}")
+    return params
+
+
+def parse_args(argv=None):
+    """The options; `--smoke` sets the tiny model, a few batch sizes and calls."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", help="export this model directory (pretraining or "
                         "fine-tuned) instead of a random ELECTRA-Small")
     parser.add_argument("--classifier", action="store_true", help="a random fine-tuned "
                         "ELECTRA-Small SST classifier instead of the pretraining model")
-    parser.add_argument("--batch-sizes", default="1,8,32")
+    parser.add_argument("--batching", action="store_true", help="latency against batch size "
+                        "of serving_default, and the TF Serving batching parameters from it")
+    parser.add_argument("--batch-sizes", help=f"comma-separated (default 1,8,32; with "
+                        f"--batching {BATCHING_SIZES})")
     parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--latency-budget-ms", type=float, help="--batching: the largest "
+                        "batch latency a request may see")
+    parser.add_argument("--output", help="--batching: write the parameters file here")
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run (one-layer "
+                        "classifier, S=16) that only checks the benchmark works")
     parser.add_argument("--first-call", help=argparse.SUPPRESS)  # the fresh-process part
     parser.add_argument("--replay-warmup", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    if args.smoke:
+        args.iterations = 2
+        args.batch_sizes = args.batch_sizes or "1,2,4"
+    sizes = args.batch_sizes or (BATCHING_SIZES if args.batching else "1,8,32")
+    try:
+        args.batch_sizes = [int(b) for b in sizes.split(",")]
+    except ValueError:
+        parser.error(f"--batch-sizes: expected comma-separated integers, got {sizes!r}")
+    if min(args.batch_sizes) < 1 or (args.batching and 1 not in args.batch_sizes):
+        parser.error(f"--batch-sizes: expected sizes >= 1 (with --batching including 1), "
+                     f"got {sizes!r}")
+    return args
+
+
+def main(argv=None):
+    """Runs the benchmark; returns the derived parameters with `--batching`, else None."""
+    args = parse_args(argv)
     if args.first_call:
         print(first_call(args.first_call, args.replay_warmup))
-        return
+        return None
     root = tempfile.mkdtemp(prefix="serving-latency-")
     try:
-        run(args, root)
+        return run_batching(args, root) if args.batching else run(args, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -93,7 +93,8 @@ def new_run_dir(output_dir):
     return os.path.join(output_dir, f"run-{n}")
 
 
-def prepare_data(data_dir, num_documents, max_seq_length, vocab_size=2000, log=print):
+def prepare_data(data_dir, num_documents, max_seq_length, vocab_size=2000, log=print,
+                 held_out=()):
     """Writes `corpus/`, `vocab.txt` and `pretrain_tfrecords/` into `data_dir`.
 
     Args:
@@ -102,11 +103,12 @@ def prepare_data(data_dir, num_documents, max_seq_length, vocab_size=2000, log=p
         max_seq_length: the length of the pretraining records.
         vocab_size: the most tokens the learned vocabulary may have.
         log: where the two summary lines go.
+        held_out: sentences the corpus leaves out (`synthetic.write_corpus`'s `exclude`).
     Returns:
         The number of tokens in the vocabulary.
     """
     corpus = os.path.join(data_dir, "corpus")
-    synthetic.write_corpus(corpus, num_documents=num_documents, seed=0)
+    synthetic.write_corpus(corpus, num_documents=num_documents, seed=0, exclude=held_out)
     vocab_file = os.path.join(data_dir, "vocab.txt")
     learned = vocab.learn_vocab_from_corpus(corpus, vocab_file, vocab_size=vocab_size)
     log(f"learned a {len(learned)}-token WordPiece vocabulary: {vocab_file}")

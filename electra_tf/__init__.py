@@ -10,8 +10,11 @@ The middle layer of the project (it imports `pretrain_data` and `electra_common`
 - `training`: what every training loop shares (strategies, the train step, progress).
 - `checkpoints`: the one name table, original TF1 checkpoints, our model directories.
 - `serving`: SavedModels for TF Serving (text encoder, endpoints, export, warm-up).
+- `scoring`: text scores for re-ranking (Electric's one-pass −energy, masked-LM
+  pseudo-log-likelihood).
 - `flops`: FLOPs counted as the original does.
-- command lines: `run_pretraining`, `convert_checkpoint`, `export_saved_model`.
+- command lines: `run_pretraining`, `convert_checkpoint`, `export_saved_model`, `score`,
+  `saved_model_cli`.
 
 The main job, which also fine-tunes, is a layer above `finetune`: `electra_quickstart`.
 

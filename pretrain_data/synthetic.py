@@ -28,10 +28,12 @@ def sentence(rng):
     return f"the {rng.choice(adjectives)} {noun} {rng.choice(verbs)} {rng.choice(OBJECTS)} ."
 
 
-def write_corpus(corpus_dir, num_documents=400, seed=0, num_files=4):
+def write_corpus(corpus_dir, num_documents=400, seed=0, num_files=4, exclude=()):
     """Writes `num_files` text files of blank-line-separated documents.
 
-    Document d goes to file d % num_files. Each file is written atomically.
+    Document d goes to file d % num_files. Each file is written atomically. Sentences in
+    `exclude` are left out (held-out data), the others are drawn as without it; a document
+    left empty is dropped.
 
     Returns:
         The list of files written.
@@ -44,10 +46,12 @@ def write_corpus(corpus_dir, num_documents=400, seed=0, num_files=4):
     for path in paths:
         if os.path.exists(path):
             raise FileExistsError(f"{path}: exists; choose an empty corpus directory")
-    texts = [[] for _ in paths]
+    texts, exclude = [[] for _ in paths], set(exclude)
     for d in range(num_documents):
         lines = [sentence(rng) for _ in range(rng.randint(3, 12))]
-        texts[d % num_files].append("\n".join(lines) + "\n\n")
+        lines = [line for line in lines if line not in exclude]
+        if lines:
+            texts[d % num_files].append("\n".join(lines) + "\n\n")
     for path, text in zip(paths, texts):
         files.write_text(path, "".join(text), overwrite=False)
     return paths

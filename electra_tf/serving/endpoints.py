@@ -2,8 +2,10 @@
 
 An `Endpoint` is everything one network contributes to an export: `outputs` (int32
 features → named output tensors, traced once as the `<name>_ids` signature), the raw-text
-signatures that feed it (`TextSignature`s, each tokenising its string inputs in the graph)
-and the id ranges its embedding tables accept (checked on every request). This module has
+signatures that feed it (`TextSignature`s, each tokenising its string inputs in the graph;
+the first one is also served on serialized tf.Examples), the id ranges its embedding
+tables accept (checked on every request) and, for classifiers and regressors, the outputs
+of TF Serving's Classify / Regress APIs. This module has
 the endpoints of a pretraining model directory; a higher layer adds its own (fine-tuned
 tasks define theirs in `finetune.serving`).
 """
@@ -13,13 +15,16 @@ from typing import Callable
 
 import tensorflow as tf
 
+from electra_tf.scoring.energy import electric_scores
+
 
 @dataclasses.dataclass
 class TextSignature:
     """One raw-text signature of an endpoint: `<endpoint name>_<suffix>`.
 
     Attributes:
-        suffix: the signature name's suffix ("text", "pair", ...).
+        suffix: the signature name's suffix ("text", "pair", ...); None: the signature is
+            called as the endpoint.
         inputs: the names of its string inputs, each [batch].
         encode: the string tensors (in `inputs` order) → (int32 features [batch, seq],
             extras): the features the network reads and whatever `finish` needs.
@@ -28,7 +33,7 @@ class TextSignature:
         example: one request's texts, one list per input (the warm-up record's).
     """
 
-    suffix: str
+    suffix: str | None
     inputs: tuple
     encode: Callable
     example: tuple
@@ -66,6 +71,11 @@ class Endpoint:
         model: the Keras model(s) whose variables `outputs` uses (tracked for saving).
         vocab_size: `input_ids` must be in [0, vocab_size) (the word embedding rows).
         type_vocab_size: `segment_ids` must be in [0, type_vocab_size) (token type rows).
+        classify: optional; the first text signature's outputs → `classes` string [batch,
+            n] and `scores` float32 [batch, n]: the endpoint also gets `<name>_classify`,
+            for TF Serving's Classify API.
+        regress: optional; those outputs → `outputs` float32 [batch]: the endpoint also
+            gets `<name>_regress`, for TF Serving's Regress API.
     """
 
     name: str
@@ -74,6 +84,8 @@ class Endpoint:
     model: object
     vocab_size: int
     type_vocab_size: int
+    classify: Callable | None = None
+    regress: Callable | None = None
 
 
 def id_ranges(encoder):
@@ -98,6 +110,23 @@ def discriminator_endpoint(discriminator, text_encoder):
 
     return Endpoint("discriminator", outputs,
                     [single_text(text_encoder), pair_text(text_encoder)], discriminator,
+                    *id_ranges(discriminator.encoder))
+
+
+def score_endpoint(discriminator, text_encoder):
+    """Electric's text score (`electra_tf.scoring`): the signature `score` (raw text) and
+    `score_ids`, `score_examples`.
+
+    Outputs: `token_scores` float32 [batch, seq] (−energy, the unnormalised log p(x_t |
+    rest), of every token but [CLS], [SEP] and padding; 0 there), `scored` bool [batch,
+    seq] (which tokens count) and `score` float32 [batch] (their sum: the text's
+    pseudo-log-likelihood, up to the normalisers).
+    """
+    def outputs(features):
+        return electric_scores(discriminator, features, text_encoder.cls_id,
+                               text_encoder.sep_id)
+
+    return Endpoint("score", outputs, [single_text(text_encoder, suffix=None)], discriminator,
                     *id_ranges(discriminator.encoder))
 
 

@@ -19,12 +19,13 @@ import os
 import re
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from electra_common import files
 from electra_tf import checkpoints
 from electra_tf.serving.endpoints import (
-    discriminator_endpoint, encoder_endpoint, generator_endpoint)
-from electra_tf.serving.module import ServingModule
+    discriminator_endpoint, encoder_endpoint, generator_endpoint, score_endpoint)
+from electra_tf.serving.module import PREDICT_METHOD, ServingModule
 from electra_tf.serving.text_encoder import TextEncoder
 from electra_tf.serving.warmup import WARMUP_FILE, write_warmup_requests
 
@@ -82,10 +83,13 @@ def pretrained_module(model_dir, vocab_file=None, top_k=10, strip_accents=True):
 
 def pretrained_endpoints(loaded, text_encoder, top_k=10):
     """The endpoints of loaded pretraining models (`checkpoints.OriginalCheckpoint`): the
-    discriminator (or, without a discriminator head, the encoder), then the generator."""
+    discriminator (or, without a discriminator head, the encoder), Electric's `score`
+    when the model was trained with the Electric objective, then the generator."""
     endpoints = []
     if loaded.discriminator is not None:
         endpoints.append(discriminator_endpoint(loaded.discriminator, text_encoder))
+        if loaded.config.electric_objective:
+            endpoints.append(score_endpoint(loaded.discriminator, text_encoder))
     elif loaded.generator is None:
         endpoints.append(encoder_endpoint(loaded.encoder, text_encoder))
     if loaded.generator is not None:
@@ -108,6 +112,46 @@ def load_module(model_dir, vocab_file=None, top_k=10):
         raise FileNotFoundError(f"{model_dir}: not a model directory (no "
                                 f"{checkpoints.CONFIG_FILE} or {SERVING_FILE})")
     return pretrained_module(model_dir, vocab_file, top_k)
+
+
+def mark_method_names(export_dir, method_names):
+    """Gives signatures their SignatureDef method names (the Classify / Regress ones).
+
+    TF2 cannot: `tf.saved_model.save` writes every signature with the predict method name
+    (`tensorflow/python/saved_model/save.py`, `_generate_signatures`), and no option
+    changes it. TF Serving only checks method names when started with
+    `--enable_signature_method_name_check` (off by default, for TF2 models), but then its
+    Classify / Regress APIs need them; `saved_model_cli show` shows them. So they are set
+    in `saved_model.pb` after saving, and the fingerprint (a hash of that file) rewritten.
+
+    Args:
+        export_dir: a SavedModel directory.
+        method_names: {signature name: method name}; predict ones are left as saved.
+    """
+    changes = {k: v for k, v in method_names.items() if v != PREDICT_METHOD}
+    if not changes:
+        return
+    path = os.path.join(export_dir, "saved_model.pb")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        for name, method in changes.items():
+            meta_graph.signature_def[name].method_name = method
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(saved_model.SerializeToString())
+    write_fingerprint(export_dir)
+
+
+def write_fingerprint(export_dir):
+    """Rewrites `fingerprint.pb` for the directory's `saved_model.pb`, as
+    `tf.saved_model.save` writes it.
+
+    The one private TensorFlow API the export uses (no public one writes a fingerprint);
+    `tests/electra_tf/serving/test_export.py` checks it against the public reader.
+    """
+    from tensorflow.python.saved_model import fingerprinting_utils  # noqa: PLC0415
+
+    fingerprinting_utils.write_fingerprint(export_dir)
 
 
 def export_saved_model(model_dir, export_base, version=None, vocab_file=None, top_k=10):
@@ -138,5 +182,6 @@ def export_saved_model(model_dir, export_base, version=None, vocab_file=None, to
     files.remove_leftovers(export_base)  # versions a killed export left half written
     with files.atomic_path(target) as tmp:
         tf.saved_model.save(module, tmp, signatures=module.signatures)
+        mark_method_names(tmp, module.method_names)
         write_warmup_requests(os.path.join(tmp, WARMUP_FILE), module)
     return target

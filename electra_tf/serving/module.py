@@ -1,10 +1,14 @@
 """The `tf.Module` an export saves: the text encoder, the endpoints and their signatures.
 
 Every endpoint gets its `<name>_ids` signature (int32 `input_ids`, `input_mask`,
-`segment_ids` [batch, seq]) and one signature per `TextSignature` (`<name>_<suffix>`, string
-inputs tokenised in the graph by the training tokenizer). `serving_default` is the first
-text signature of the first endpoint. Raw-text batches are padded to their longest member,
-at most `max_seq_length` tokens.
+`segment_ids` [batch, seq]), one signature per `TextSignature` (`<name>_<suffix>`, string
+inputs tokenised in the graph by the training tokenizer) and `<name>_examples`: the first
+text signature on serialized tf.Examples (one input, `inputs`: string [batch]), with the
+same outputs. Classifiers and regressors also get `<name>_classify` / `<name>_regress`,
+shaped as TF Serving's Classify / Regress APIs require (one input `inputs`; outputs
+`classes` and `scores`, or `outputs`) and marked with their method names by the export.
+`serving_default` is the first text signature of the first endpoint. Raw-text batches are
+padded to their longest member, at most `max_seq_length` tokens.
 
 Every request is checked before the network reads it: an id outside its embedding table
 fails the call with an `InvalidArgumentError` naming the input, the position, the value and
@@ -15,6 +19,14 @@ empty outputs (batch 0; the sequence dimension then at least 1).
 import inspect
 
 import tensorflow as tf
+
+from electra_tf.serving.examples import EXAMPLES_INPUT, parse_text_examples
+
+# SignatureDef method names (`tensorflow/core/protobuf/meta_graph.proto`; TF Serving's
+# `signature_constants`): TF2 saves every signature as predict.
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
 
 
 class ServingModule(tf.Module):
@@ -28,6 +40,10 @@ class ServingModule(tf.Module):
         text_signatures: {text signature name: its `TextSignature`}.
         ids_signatures: {ids signature name: its endpoint's first `TextSignature`} (whose
             example gives the ids signature's warm-up request).
+        example_signatures: {tf.Example signature name (`_examples`, `_classify`,
+            `_regress`): the `TextSignature` whose inputs its examples hold}.
+        method_names: {signature name: its SignatureDef method name} (`PREDICT_METHOD`
+            unless `CLASSIFY_METHOD` or `REGRESS_METHOD`).
     """
 
     def __init__(self, text_encoder, endpoints):
@@ -40,28 +56,32 @@ class ServingModule(tf.Module):
         unique = {id(v): v.value for e in endpoints for v in e.model.variables}
         self.model_variables = list(unique.values())
         self._signatures, self.text_signatures, self.ids_signatures = {}, {}, {}
+        self.example_signatures, self.method_names = {}, {}
         for endpoint in endpoints:
-            # The model is traced once, in the ids function; text signatures call it.
+            # The model is traced once, in the ids function; the other signatures call it.
             serve_ids = _ids_function(endpoint)
             for text in endpoint.text_signatures:
-                name = f"{endpoint.name}_{text.suffix}"
-                self._signatures[name] = self._text_function(serve_ids, text)
+                name = text_signature_name(endpoint, text)
+                self._signatures[name] = _concrete(
+                    self._serve_text(serve_ids, text), text.inputs,
+                    [tf.TensorSpec([None], tf.string, name=n) for n in text.inputs])
                 self.text_signatures[name] = text
             self._signatures[f"{endpoint.name}_ids"] = serve_ids.get_concrete_function()
             self.ids_signatures[f"{endpoint.name}_ids"] = endpoint.text_signatures[0]
-        default = f"{endpoints[0].name}_{endpoints[0].text_signatures[0].suffix}"
+            self._add_example_signatures(endpoint, serve_ids)
+        default = text_signature_name(endpoints[0], endpoints[0].text_signatures[0])
         self._signatures["serving_default"] = self._signatures[default]
         self.text_signatures["serving_default"] = self.text_signatures[default]
+        self.method_names = {name: self.method_names.get(name, PREDICT_METHOD)
+                             for name in self._signatures}
 
     @property
     def signatures(self):
         """{signature name: concrete function}, for `tf.saved_model.save`."""
         return dict(self._signatures)
 
-    def _text_function(self, serve_ids, text):
-        """Raw text → features, tokens and `serve_ids`' outputs (a concrete function)."""
-        specs = [tf.TensorSpec([None], tf.string, name=n) for n in text.inputs]
-
+    def _serve_text(self, serve_ids, text):
+        """Raw text → features, tokens and `serve_ids`' outputs (a Python function)."""
         def serve_text(*texts):
             features, extras = text.encode(*texts)
             # An empty batch has no positions; its per-token outputs get one (see serve_ids).
@@ -72,10 +92,41 @@ class ServingModule(tf.Module):
                 outputs.update(text.finish(outputs, extras))
             return outputs
 
-        # The Python parameter names become the signature's input names.
-        function = tf.function(_named(serve_text, text.inputs), input_signature=specs,
-                               autograph=False)
-        return function.get_concrete_function()
+        return serve_text
+
+    def _add_example_signatures(self, endpoint, serve_ids):
+        """`<name>_examples`, and `<name>_classify` / `<name>_regress` when the endpoint
+        has them: the first text signature on serialized tf.Examples."""
+        text = endpoint.text_signatures[0]
+        serve_text = self._serve_text(serve_ids, text)
+        kinds = [("examples", lambda outputs: outputs, PREDICT_METHOD),
+                 ("classify", endpoint.classify, CLASSIFY_METHOD),
+                 ("regress", endpoint.regress, REGRESS_METHOD)]
+        for suffix, select, method in kinds:
+            if select is None:
+                continue
+
+            def serve_examples(inputs, select=select):
+                return select(serve_text(*parse_text_examples(inputs, text.inputs)))
+
+            name = f"{endpoint.name}_{suffix}"
+            self._signatures[name] = _concrete(
+                serve_examples, [EXAMPLES_INPUT],
+                [tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+            self.example_signatures[name] = text
+            self.method_names[name] = method
+
+
+def text_signature_name(endpoint, text):
+    """`<endpoint>_<suffix>`, or the endpoint's name alone when the suffix is None."""
+    return endpoint.name if text.suffix is None else f"{endpoint.name}_{text.suffix}"
+
+
+def _concrete(function, names, specs):
+    """The concrete function of `function(*args)` whose inputs are called `names`."""
+    # The Python parameter names become the signature's input names.
+    return tf.function(_named(function, names), input_signature=specs,
+                       autograph=False).get_concrete_function()
 
 
 def _ids_function(endpoint):

@@ -1,7 +1,9 @@
 """The `ServingModule` of a fine-tuned model directory: one endpoint per task.
 
-Every task gets `<task>_text` (raw text) and `<task>_ids` (int32 features); `serving_default`
-is the first task's `<task>_text`. What each task type's text signature reads and returns:
+Every task gets `<task>_text` (raw text), `<task>_examples` (the same on serialized
+tf.Examples) and `<task>_ids` (int32 features); classification tasks also get
+`<task>_classify` and regression tasks `<task>_regress` (TF Serving's Classify / Regress
+APIs). `serving_default` is the first task's `<task>_text`. What each task type's text signature reads and returns:
 
 - classification: `text` (CoLA, SST) or `text_a`, `text_b` → `logits`, `probabilities`,
   `label_id`, `label`;
@@ -19,7 +21,8 @@ from electra_tf.serving.module import ServingModule
 from electra_tf.serving.text_encoder import TextEncoder
 from finetune import model_dir as model_dir_lib
 from finetune.serving.task_outputs import (
-    classification_outputs, qa_outputs, regression_outputs, tagging_outputs)
+    classification_outputs, classify_api, qa_outputs, regress_api, regression_outputs,
+    tagging_outputs)
 from finetune.serving.text import QAReader, WordTagger
 
 # GLUE tasks whose examples have one text; every other GLUE task reads a pair.
@@ -37,8 +40,8 @@ def build_serving_module(model_dir, vocab_file=None):
         model_dir: a directory written by `finetune.model_dir.save`.
         vocab_file: default: the directory's own `vocab.txt`.
     Returns:
-        A `ServingModule` with `<task>_text` and `<task>_ids` per task, in the config's
-        task order.
+        A `ServingModule` with the signatures of each task (above), in the config's task
+        order.
     Raises:
         ValueError: the vocabulary does not have the model's `vocab_size` tokens.
     """
@@ -61,16 +64,20 @@ def task_endpoint(task, model, text_encoder, config):
         text_encoder: the export's `TextEncoder`.
         config: the `FinetuningConfig` (QA: `max_query_length`, decoding fields).
     Returns:
-        An `Endpoint` named after the task, with one text signature, `<task>_text`.
+        An `Endpoint` named after the task, with one text signature, `<task>_text`, and
+        the Classify (classification) or Regress (regression) outputs.
     """
     head, encoder = model.heads[task.name], model.encoder
+    classify = regress = None
     if task.task_type == "classification":
         read = single_text if task.name in SINGLE_SENTENCE_TASKS else pair_text
         outputs = classification_outputs(encoder, head, task.label_list)
         text = read(text_encoder, suffix="text")
+        classify = classify_api(task.label_list)
     elif task.task_type == "regression":
         outputs = regression_outputs(encoder, head, task.min_value, task.max_value)
         text = pair_text(text_encoder, suffix="text")
+        regress = regress_api
     elif task.task_type == "tagging":
         tags = model_dir_lib.label_names(task)
         tagger = WordTagger(text_encoder, tags)
@@ -84,4 +91,4 @@ def task_endpoint(task, model, text_encoder, config):
     else:
         raise ValueError(f"task {task.name}: cannot serve task_type {task.task_type!r} "
                          "(expected classification, regression, tagging or qa)")
-    return Endpoint(task.name, outputs, [text], model, *id_ranges(encoder))
+    return Endpoint(task.name, outputs, [text], model, *id_ranges(encoder), classify, regress)

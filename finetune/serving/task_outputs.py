@@ -24,6 +24,24 @@ def classification_outputs(encoder, head, label_names):
     return outputs
 
 
+def classify_api(label_names):
+    """TF Serving's Classify API from a classifier's outputs: `classes` [B, n] (the label
+    names, in every row) and `scores` [B, n] (their probabilities)."""
+    names = tf.constant(list(label_names))
+
+    def classify(outputs):
+        scores = outputs["probabilities"]
+        return {"classes": tf.tile(names[None], [tf.shape(scores)[0], 1]), "scores": scores}
+
+    return classify
+
+
+def regress_api(outputs):
+    """TF Serving's Regress API from a regressor's outputs: `outputs` [B], the `score` on
+    the task's scale."""
+    return {"outputs": outputs["score"]}
+
+
 def regression_outputs(encoder, head, min_value, max_value):
     """`prediction` [B]: the head's output on the training scale ((y − min) / max, STS: y / 5,
     the original's `predictions`); `score` [B]: back on the task's scale (STS: 0–5)."""

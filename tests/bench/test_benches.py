@@ -1,4 +1,5 @@
-"""The fine-tuning benchmarks: their FLOP counts, and a `--smoke` run of each."""
+"""The fine-tuning benchmarks: their FLOP counts, and a `--smoke` run of each; the serving
+benchmark's batching sweep in its `--smoke` form."""
 
 import os
 import sys
@@ -10,6 +11,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
 
 import common  # noqa: E402
 import finetune_throughput  # noqa: E402
+import rerank_scoring  # noqa: E402
+import serving_latency  # noqa: E402
 import squad_throughput  # noqa: E402
 from electra_tf import flops  # noqa: E402
 
@@ -69,3 +72,31 @@ def test_bad_option_is_a_usage_error_naming_it(capsys):
     with pytest.raises(SystemExit):
         finetune_throughput.parse_args(["--precisions", "float16"])
     assert "--precisions" in capsys.readouterr().err
+
+
+def test_serving_batching_smoke_run_writes_the_parameters_it_derives(tmp_path, capsys):
+    output = tmp_path / "batching_parameters.txt"
+    params = serving_latency.main(["--batching", "--smoke", "--output", str(output)])
+    out = capsys.readouterr().out
+    assert "CPU: " in out and serving_latency.TABLE_HEADER in out
+    assert serving_latency.text_proto(params) in out
+    p50_ms, options = serving_latency.read_derivation(output.read_text())
+    assert sorted(p50_ms) == [1, 2, 4] and options["cpu_cores"] == common.cpu_cores()
+    assert serving_latency.derive_batching_parameters(p50_ms, **options)[0] == params
+    fields = [line for line in output.read_text().splitlines(keepends=True)
+              if not line.startswith("#")]
+    assert "".join(fields) == serving_latency.text_proto(params)
+
+
+def test_serving_batching_needs_batch_size_one(capsys):
+    with pytest.raises(SystemExit):
+        serving_latency.parse_args(["--batching", "--batch-sizes", "2,4"])
+    assert "--batch-sizes" in capsys.readouterr().err
+
+
+def test_rerank_scoring_smoke_run_prints_both_rates_and_their_ratio(capsys):
+    rates = rerank_scoring.main(["--smoke", "--calls", "1"])
+    out = capsys.readouterr().out
+    assert "CPU: " in out and "Electric / MLM pseudo-LL: " in out
+    assert rates["electric"] > 0 and rates["mlm"] > 0
+    assert rates["ratio"] == pytest.approx(rates["electric"] / rates["mlm"])

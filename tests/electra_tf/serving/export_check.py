@@ -1,16 +1,14 @@
-"""Loads an export the way a server does and calls it: TensorFlow and tensorflow-text only.
+"""Loads an export the way a server does and calls it: TensorFlow, tensorflow-text and the
+serving-api protos only.
 
     python export_check.py EXPORT_DIR REQUESTS_JSON OUTPUT_NPZ
 
 REQUESTS_JSON is `[{"signature": name, "inputs": {input: nested list}}, ...]` (ints become
-int32 tensors, strings string tensors). OUTPUT_NPZ gets `<i>/<output>` for each call (string
+int32 tensors, strings string tensors, `{"examples": [{feature: text}]}` serialized
+tf.Examples). OUTPUT_NPZ gets `<i>/<output>` for each call (string
 outputs as unicode arrays, so no pickling), `warmup_signatures` (the signature of each
 warm-up record, each replayed against the loaded model) and `modules` (the top-level
 packages imported, to prove that nothing of this project was).
-
-`prediction_log_class()` builds the `tensorflow.serving.PredictionLog` message (the fields
-a warm-up record uses, with TF Serving's field numbers) from a descriptor, because the
-`tensorflow_serving` package is not installed.
 """
 
 import json
@@ -22,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402  (registers the tokenizer ops before loading)
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
+from tensorflow_serving.apis import prediction_log_pb2  # noqa: E402
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -52,75 +50,32 @@ def op_types(export_dir):
     return sorted(ops)
 
 
-def prediction_log_class():
-    """`tensorflow.serving.PredictionLog` (predict_log only) as a protobuf message class."""
-    file = descriptor_pb2.FileDescriptorProto(
-        name="electra_test/prediction_log.proto", package="tensorflow.serving",
-        syntax="proto3", dependency=["tensorflow/core/framework/tensor.proto"])
-    string, message = (descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                       descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE)
-    optional, repeated = (descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-                          descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED)
-
-    def add(msg, name, number, kind, type_name=None, label=optional):
-        msg.field.add(name=name, number=number, type=kind, label=label, type_name=type_name)
-
-    spec = file.message_type.add(name="ModelSpec")
-    add(spec, "name", 1, string)
-    add(spec, "signature_name", 3, string)
-    request = file.message_type.add(name="PredictRequest")
-    add(request, "model_spec", 1, message, ".tensorflow.serving.ModelSpec")
-    entry = request.nested_type.add(name="InputsEntry")
-    entry.options.map_entry = True
-    add(entry, "key", 1, string)
-    add(entry, "value", 2, message, ".tensorflow.TensorProto")
-    add(request, "inputs", 2, message, ".tensorflow.serving.PredictRequest.InputsEntry",
-        repeated)
-    log = file.message_type.add(name="PredictLog")
-    add(log, "request", 1, message, ".tensorflow.serving.PredictRequest")
-    prediction_log = file.message_type.add(name="PredictionLog")
-    add(prediction_log, "predict_log", 6, message, ".tensorflow.serving.PredictLog")
-    pool = descriptor_pool.DescriptorPool()
-    for serialized in tensor_descriptor_bytes():
-        pool.AddSerializedFile(serialized)
-    pool.Add(file)
-    return message_factory.GetMessageClass(
-        pool.FindMessageTypeByName("tensorflow.serving.PredictionLog"))
-
-
-def tensor_descriptor_bytes():
-    """`tensor.proto` and its imports, serialized in dependency order (for a fresh pool)."""
-    from tensorflow.core.framework import tensor_pb2  # noqa: PLC0415
-    ordered, seen = [], set()
-
-    def visit(file):
-        if file.name in seen:
-            return
-        seen.add(file.name)
-        for dependency in file.dependencies:
-            visit(dependency)
-        proto = descriptor_pb2.FileDescriptorProto()
-        file.CopyToProto(proto)
-        ordered.append(proto.SerializeToString())
-
-    visit(tensor_pb2.DESCRIPTOR)
-    return ordered
-
-
 def read_warmup(export_dir):
-    """The warm-up records as `[(signature_name, {input: ndarray})]`."""
-    log_class = prediction_log_class()
+    """The warm-up records as `[(signature_name, {input: ndarray})]`: a Predict request's
+    tensors, a Classify / Regress request's examples serialized as `inputs` (how the server
+    feeds them: `tensorflow_serving/servables/tensorflow/util.cc`)."""
     requests = []
     for record in tf.data.TFRecordDataset(os.path.join(export_dir, WARMUP_FILE)):
-        log = log_class.FromString(record.numpy())
-        request = log.predict_log.request
-        requests.append((request.model_spec.signature_name,
-                         {k: tf.make_ndarray(v) for k, v in request.inputs.items()}))
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        kind = log.WhichOneof("log_type")
+        request = getattr(log, kind).request
+        if kind == "predict_log":
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        else:
+            examples = request.input.example_list.examples
+            inputs = {"inputs": np.array([e.SerializeToString() for e in examples], object)}
+        requests.append((request.model_spec.signature_name, inputs))
     return requests
 
 
 def to_tensor(value):
-    """A JSON value as a tensor: int32 for integers, else strings (UTF-8)."""
+    """A JSON value as a tensor: int32 for integers, else strings (UTF-8); `{"examples":
+    [{feature: text}, ...]}` becomes those serialized `tf.train.Example`s."""
+    if isinstance(value, dict):
+        return tf.constant([tf.train.Example(features=tf.train.Features(feature={
+            k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
+            for k, v in example.items()})).SerializeToString()
+            for example in value["examples"]], tf.string)
     if np.array(value).dtype.kind in "iu":
         return tf.constant(value, tf.int32)
     return tf.constant(value, tf.string)

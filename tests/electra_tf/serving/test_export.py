@@ -121,6 +121,10 @@ def served(exported, expected_features, tmp_path_factory):
         "pair_ids": ids_call("discriminator_ids", "pair"),
         "gen_text": {"signature": "generator_text", "inputs": {"text": MASKED}},
         "gen_ids": ids_call("generator_ids", "masked"),
+        "examples": {"signature": "discriminator_examples",
+                     "inputs": {"inputs": {"examples": [{"text": t} for t in TEXTS]}}},
+        "gen_examples": {"signature": "generator_examples",
+                         "inputs": {"inputs": {"examples": [{"text": t} for t in MASKED]}}},
     }
     return call_in_fresh_process(exported, calls, tmp_path_factory.mktemp("check"))
 
@@ -186,6 +190,13 @@ def test_raw_text_signature_equals_ids_signature(served):
         np.testing.assert_array_equal(served["default"][key], value, err_msg=key)
 
 
+@pytest.mark.parametrize("examples,text", [("examples", "text"), ("gen_examples", "gen_text")])
+def test_examples_signature_equals_text_signature(served, examples, text):
+    assert sorted(served[examples]) == sorted(served[text])
+    for key, value in served[text].items():
+        np.testing.assert_array_equal(served[examples][key], value, err_msg=key)
+
+
 def test_discriminator_outputs_equal_keras(served, expected_features, keras_models):
     for call, kind in (("ids", "text"), ("pair_ids", "pair")):
         expected = keras_models.discriminator(expected_features[kind])
@@ -218,15 +229,21 @@ def test_warmup_records_parse_as_prediction_logs(exported, served):
     requests = export_check.read_warmup(exported)
     signatures = {name for name, _ in requests}
     assert signatures == {"serving_default", "discriminator_text", "discriminator_pair",
-                          "discriminator_ids", "generator_text", "generator_ids"}
+                          "discriminator_ids", "discriminator_examples", "generator_text",
+                          "generator_ids", "generator_examples"}
     inputs = dict(requests)
     assert inputs["discriminator_pair"]["text_a"].dtype == object
     assert inputs["discriminator_ids"]["input_ids"].dtype == np.int32
     assert inputs["discriminator_ids"]["input_ids"][0, 0] == 101
     assert b"[MASK]" in inputs["generator_text"]["text"][0]
+    example = tf.train.Example.FromString(inputs["discriminator_examples"]["inputs"][0])
+    assert example.features.feature["text"].bytes_list.value == [
+        inputs["discriminator_text"]["text"][0]]
     # and the fresh process replayed every record against the loaded model
     assert sorted(served["process"]["warmup_signatures"]) == sorted(signatures)
-    ours = warmup.read_warmup_requests(exported)  # the library's own decoder agrees
+    logs = warmup.read_warmup_requests(exported)  # the library reads them the same way
+    assert all(log.WhichOneof("log_type") == "predict_log" for log in logs)
+    ours = [warmup.request_inputs(log) for log in logs]
     assert [name for name, _ in ours] == [name for name, _ in requests]
     for (_, mine), (_, theirs) in zip(ours, requests):
         assert mine.keys() == theirs.keys()
@@ -234,13 +251,13 @@ def test_warmup_records_parse_as_prediction_logs(exported, served):
             np.testing.assert_array_equal(mine[key], theirs[key])
 
 
-def test_warmup_encoder_matches_protobuf():
-    log = export_check.prediction_log_class().FromString(
-        warmup.prediction_log("sig", {"x": np.arange(300, dtype=np.int32).reshape(3, 100)}))
-    request = log.predict_log.request
+def test_predict_request_holds_the_tensors():
+    request = warmup.predict_request("sig", {"x": np.arange(300, dtype=np.int32).reshape(3, 100)})
     assert request.model_spec.signature_name == "sig"
     np.testing.assert_array_equal(tf.make_ndarray(request.inputs["x"]),
                                   np.arange(300).reshape(3, 100))
+    with pytest.raises(ValueError, match="kind None"):
+        warmup.request_inputs(warmup.prediction_log_pb2.PredictionLog())
 
 
 def test_op_types_are_the_recorded_serving_ops(exported):
@@ -324,7 +341,7 @@ def tensors(inputs):
 def empty_requests(exported):
     """{signature: an empty batch of its warm-up request} (ids: also [0, 0])."""
     requests = {}
-    for signature, inputs in warmup.read_warmup_requests(exported):
+    for signature, inputs in map(warmup.request_inputs, warmup.read_warmup_requests(exported)):
         requests[signature] = {k: v[:0] for k, v in inputs.items()}
         if next(iter(inputs.values())).dtype == np.int32:
             requests[f"{signature} [0, 0]"] = {k: v[:0, :0] for k, v in inputs.items()}
@@ -340,8 +357,8 @@ def assert_empty_batches_work(exported, model, fixed_dims):
     Returns:
         {request name: {output: tensor}}.
     """
-    warm = {name: model.signatures[name](**tensors(inputs))
-            for name, inputs in warmup.read_warmup_requests(exported)}
+    warm = {name: model.signatures[name](**tensors(inputs)) for name, inputs in
+            map(warmup.request_inputs, warmup.read_warmup_requests(exported))}
     answers = {}
     for request, inputs in empty_requests(exported).items():
         expected = warm[request.split()[0]]
@@ -384,13 +401,19 @@ def test_saved_model_cli_show_and_run(exported):
                  "generator_text", "generator_ids"):
         assert f"signature_def['{name}']" in shown
     assert "inputs['text_b'] tensor_info:" in shown
-    # `run` executes the graph, so tensorflow-text's ops must be registered first (the
-    # model server links them in).
-    code = ("import runpy, sys, tensorflow_text; sys.argv = ['saved_model_cli', *sys.argv[1:]];"
-            f" runpy.run_path({cli!r}, run_name='__main__')")
-    ran = run(sys.executable, "-c", code, "run", "--dir", exported, "--tag_set", "serve",
-              "--signature_def", "serving_default", "--input_exprs", 'text=["hello world"]')
+    # `run` executes the graph: plain saved_model_cli does not know tensorflow-text's ops
+    args = ("run", "--dir", exported, "--tag_set", "serve", "--signature_def",
+            "serving_default", "--input_exprs", 'text=["hello world"]')
+    plain = subprocess.run([cli, *args], capture_output=True, text=True, env=ENV, timeout=300)
+    assert plain.returncode != 0 and "Op type not registered" in plain.stderr
+    # electra_tf.saved_model_cli is the same tool with them registered (the model server
+    # links them in)
+    ran = run(sys.executable, "-m", "electra_tf.saved_model_cli", *args)
     assert "Result for output key replaced_probability" in ran
+    assert "[[b'[CLS]' b'he' b'##l' b'##l' b'##o' b'world' b'[SEP]']]" in ran
+    ran = run(sys.executable, "-m", "electra_tf.saved_model_cli", "run", "--dir", exported,
+              "--tag_set", "serve", "--signature_def", "discriminator_examples",
+              "--input_examples", 'inputs=[{"text":["hello world"]}]')
     assert "[[b'[CLS]' b'he' b'##l' b'##l' b'##o' b'world' b'[SEP]']]" in ran
 
 

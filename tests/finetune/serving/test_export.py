@@ -129,6 +129,14 @@ def served(exported, python_features, tmp_path_factory):
         "squad_text": ("squad_text", {"question": questions, "context": contexts}),
         **{f"{name}_ids": (f"{name}_ids", inputs) for name, inputs in ids_inputs.items()},
     }
+    for name, (_, inputs) in list(calls.items()):  # the same texts as serialized tf.Examples
+        task_name = name.split("_")[0]
+        if name.endswith("_text"):
+            examples = {"inputs": {"examples": [dict(zip(inputs, row))
+                                                for row in zip(*inputs.values())]}}
+            api = {"mnli": "classify", "sst": "classify", "sts": "regress"}.get(task_name)
+            for kind in ["examples"] + [api] * bool(api):
+                calls[f"{task_name}_{kind}"] = (f"{task_name}_{kind}", examples)
     return call_in_fresh_process(
         exported, {name: {"signature": signature, "inputs": inputs}
                    for name, (signature, inputs) in calls.items()},
@@ -153,8 +161,9 @@ def test_fresh_process_and_signatures(served, exported):
     modules = set(served["process"]["modules"])
     assert not modules & {"electra_tf", "pretrain_data", "finetune", "tests"}
     signatures = {name for name, _ in export_check.read_warmup(exported)}
-    assert signatures == {"serving_default"} | {f"{t}_{k}" for t in TASKS
-                                                for k in ("text", "ids")}
+    assert signatures == {"serving_default", "mnli_classify", "sst_classify",
+                          "sts_regress"} | {f"{t}_{k}" for t in TASKS
+                                            for k in ("text", "ids", "examples")}
     # every warm-up record was replayed against the loaded model
     assert sorted(served["process"]["warmup_signatures"]) == sorted(signatures)
     inputs = dict(export_check.read_warmup(exported))
@@ -162,6 +171,81 @@ def test_fresh_process_and_signatures(served, exported):
     assert sorted(inputs["mnli_text"]) == ["text_a", "text_b"]
     for key, value in served["mnli_text"].items():
         np.testing.assert_array_equal(served["default"][key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_examples_signature_equals_text_signature(served, name):
+    text, examples = served[f"{name}_text"], served[f"{name}_examples"]
+    assert sorted(examples) == sorted(text)
+    for key, value in text.items():
+        np.testing.assert_array_equal(examples[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["mnli", "sst"])
+def test_classify_signature_gives_label_names_and_probabilities(served, task, name):
+    out, text = served[f"{name}_classify"], served[f"{name}_text"]
+    assert sorted(out) == ["classes", "scores"]
+    assert out["classes"].tolist() == [task[name].label_list] * len(text["label"])
+    np.testing.assert_array_equal(out["scores"], text["probabilities"])
+    best = out["classes"][np.arange(len(out["scores"])), out["scores"].argmax(-1)]
+    assert best.tolist() == text["label"].tolist()
+
+
+def test_regress_signature_gives_the_score(served):
+    assert sorted(served["sts_regress"]) == ["outputs"]
+    np.testing.assert_array_equal(served["sts_regress"]["outputs"], served["sts_text"]["score"])
+
+
+def test_method_names_and_fingerprint(exported):
+    from tensorflow.core.protobuf import saved_model_pb2  # noqa: PLC0415
+
+    with open(os.path.join(exported, "saved_model.pb"), "rb") as f:
+        (meta_graph,) = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs
+    methods = {k: v.method_name for k, v in meta_graph.signature_def.items()
+               if not k.startswith("__")}
+    assert methods.pop("mnli_classify") == methods.pop("sst_classify") == (
+        "tensorflow/serving/classify")
+    assert methods.pop("sts_regress") == "tensorflow/serving/regress"
+    assert set(methods.values()) == {"tensorflow/serving/predict"}
+    # the rewritten fingerprint (read with the public reader) is that of the rewritten
+    # saved_model.pb (hashed by TensorFlow's own code, as tf.saved_model.save hashes it)
+    from tensorflow.python.saved_model import fingerprinting_utils  # noqa: PLC0415
+    assert (tf.saved_model.experimental.read_fingerprint(exported).singleprint()
+            == fingerprinting_utils.singleprint_from_saved_model_proto(exported))
+
+
+def serialized(*examples):
+    """Serialized tf.Examples from {feature: tf.train.Feature} dicts."""
+    return tf.constant([tf.train.Example(features=tf.train.Features(feature=e))
+                        .SerializeToString() for e in examples])
+
+
+def text_feature(*values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+
+
+BAD_EXAMPLES = [  # (examples, the error)
+    ([{"text_a": text_feature("a"), "text_b": text_feature("b")}, {"text_a": text_feature("a")}],
+     r"inputs\[1\]: feature text_b has 0 values, expected 1 \(a bytes_list with one UTF-8"),
+    ([{"text_a": text_feature("a", "b"), "text_b": text_feature("b")}],
+     r"inputs\[0\]: feature text_a has 2 values, expected 1"),
+    ([{"text_a": tf.train.Feature(int64_list=tf.train.Int64List(value=[7])),
+       "text_b": text_feature("b")}],
+     r"Key: text_a, Index: 0.  Data types don't match. Expected type: string, Actual type: int64"),
+]
+
+
+@pytest.mark.parametrize("signature", ["mnli_examples", "mnli_classify", "sts_regress"])
+@pytest.mark.parametrize("examples,message", BAD_EXAMPLES)
+def test_bad_examples_are_rejected_with_what_was_expected(reloaded, signature, examples,
+                                                          message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        reloaded.signatures[signature](inputs=serialized(*examples))
+
+
+def test_bytes_that_are_not_an_example_are_rejected(reloaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Could not parse example input"):
+        reloaded.signatures["chunk_examples"](inputs=tf.constant([b"not a proto"]))
 
 
 @pytest.mark.parametrize("name", ["mnli", "sst", "sts", "chunk", "squad"])
@@ -366,6 +450,9 @@ def test_an_empty_batch_gives_empty_outputs(exported, reloaded):
     assert answers["mnli_text"]["label"].shape == answers["sts_ids"]["score"].shape == (0,)
     assert answers["chunk_text"]["logits"].shape[2] == 4
     assert answers["squad_text"]["answer_text"].shape == (0,)
+    assert answers["mnli_classify"]["classes"].shape == (0, 3)
+    assert answers["sts_regress"]["outputs"].shape == (0,)
+    assert answers["chunk_examples"]["word_label"].shape[0] == 0
 
 
 def test_op_types_are_the_recorded_serving_ops(exported):
