@@ -207,7 +207,9 @@ class Pretrainer:
 
         return step.train_step(loss_fn, self.optimizer, self.variables)
 
-    def _make_train_loop(self):
+    def make_train_loop(self):
+        """The `tf.function` `train_loop(iterator, num_steps)` that `train` runs: that many
+        steps, returning their mean losses (benchmarks time it as it is)."""
         step_fn = tf.function(self._step_fn, jit_compile=self.config.jit_compile)
 
         @tf.function
@@ -322,7 +324,7 @@ class Pretrainer:
         writer = tf.summary.create_file_writer(self.train_dir)
         eval_writer = (tf.summary.create_file_writer(self.eval_dir)
                        if self.chief and config.eval_every_steps else None)
-        train_loop = self._make_train_loop()
+        train_loop = self.make_train_loop()
         micro = config.gradient_accumulation_steps
         report = progress.Progress(config.num_train_steps, config.train_batch_size * micro,
                                    start_step=self.step, log=self.log)

@@ -1,20 +1,24 @@
 """The fine-tuning benchmarks: their FLOP counts, and a `--smoke` run of each; the serving
-benchmark's batching sweep in its `--smoke` form."""
+benchmark's batching sweep in its `--smoke` form; the pretraining benchmark's records, its
+per-process peak RSS, its best-of summary and a `--smoke` run."""
 
 import os
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
 
 import common  # noqa: E402
 import finetune_throughput  # noqa: E402
+import pretrain_throughput  # noqa: E402
 import rerank_scoring  # noqa: E402
 import serving_latency  # noqa: E402
 import squad_throughput  # noqa: E402
 from electra_tf import flops  # noqa: E402
+from pretrain_data import reader, tokenization  # noqa: E402
 
 
 def test_encoder_flops_plus_binary_head_is_the_originals_inference_count():
@@ -100,3 +104,70 @@ def test_rerank_scoring_smoke_run_prints_both_rates_and_their_ratio(capsys):
     assert "CPU: " in out and "Electric / MLM pseudo-LL: " in out
     assert rates["electric"] > 0 and rates["mlm"] > 0
     assert rates["ratio"] == pytest.approx(rates["electric"] / rates["mlm"])
+
+
+def test_pretrain_records_are_full_length_segment_pairs_both_readers_accept(tmp_path):
+    args = pretrain_throughput.parse_args(["--smoke", "--data-dir", str(tmp_path)])
+    config = pretrain_throughput.bench_config(args, args.ours[0])
+    assert pretrain_throughput.write_records(config)
+    assert not pretrain_throughput.write_records(config)  # existing records are kept
+    vocab = tokenization.check_vocab(config.vocab_file, 1000)
+    assert [vocab[t] for t in ("[CLS]", "[SEP]", "[MASK]")] == [101, 102, 103]
+    batch = next(iter(reader.get_dataset(config.pretrain_tfrecords, 32, 64,
+                                         is_training=False)))
+    ids, segments = batch["input_ids"].numpy(), batch["segment_ids"].numpy()
+    assert ids.shape == (64, 32) and (batch["input_mask"].numpy() == 1).all()
+    assert (ids[:, 0] == 101).all() and (ids[:, -1] == 102).all()
+    assert ((ids == 102).sum(axis=1) == 2).all()
+    first_sep = np.argmax(ids == 102, axis=1)
+    assert len(set(first_sep)) > 1  # the cut moves
+    assert (segments == (np.arange(32) > first_sep[:, None])).all()
+    words = ids[(ids != 101) & (ids != 102)]
+    assert words.min() >= 104 and words.max() < 1000
+
+
+def test_run_process_reports_that_processs_own_peak_rss():
+    command = [sys.executable, "-c", "x = b'x' * (300 << 20); print('{\"n\": 1}')"]
+    result, rss = pretrain_throughput.run_process(command, "allocating child")
+    assert result == {"n": 1} and 300 << 20 < rss < 600 << 20
+    _, small = pretrain_throughput.run_process(
+        [sys.executable, "-c", "print('{}')"], "small child")
+    assert small < 100 << 20  # not the earlier child's, nor this test process's
+    with pytest.raises(RuntimeError, match="(?s)failing child failed \\(exit 3\\).*went wrong"):
+        pretrain_throughput.run_process(
+            [sys.executable, "-c",
+             "import sys; print('went wrong', file=sys.stderr); sys.exit(3)"],
+            "failing child")
+
+
+def test_pretrain_summary_takes_each_best_and_divides_by_the_originals():
+    ours = pretrain_throughput.Ours("mixed_bfloat16", False)
+    original = pretrain_throughput.ORIGINAL
+    summary = pretrain_throughput.summarize({original: [(10.0, 5), (12.0, 4)],
+                                             ours: [(15.0, 7), (13.0, 9)]})
+    assert summary == {original: (12.0, 5, 1.0), ours: (15.0, 9, 1.25)}
+    assert pretrain_throughput.summarize({ours: [(15.0, 7)]}) == {ours: (15.0, 7, None)}
+
+
+def test_pretrain_original_needs_its_tools_and_a_real_model_size(tmp_path, capsys):
+    args = pretrain_throughput.parse_args(["--original-tools", str(tmp_path)])
+    available, why = pretrain_throughput.original_available(args)
+    assert not available and str(tmp_path / "orig_electra_env") in why
+    with pytest.raises(SystemExit):
+        pretrain_throughput.parse_args(["--model", "tiny", "--original", "on"])
+    assert "--original on" in capsys.readouterr().err
+
+
+def test_pretrain_smoke_run_measures_ours_in_a_fresh_process(tmp_path, capsys):
+    summary = pretrain_throughput.main(["--smoke", "--data-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "CPU: " in out and "load average" in out
+    assert "matmul peak float32:" in out and "matmul peak mixed_bfloat16:" in out
+    assert "original TF1 code: not measured (--original off); ours only" in out
+    assert "round 1: ours float32" in out
+    [(name, (seqs, rss, ratio))] = summary.items()
+    assert name == pretrain_throughput.Ours("float32", False) and ratio is None
+    # A TensorFlow process's peak, not 0 nor this test process's (which the child never
+    # shares).
+    assert seqs > 0 and 200 << 20 < rss < os.sysconf("SC_PAGE_SIZE") * os.sysconf(
+        "SC_PHYS_PAGES")
