@@ -9,9 +9,10 @@
 Both sides train on the same TFRecords: `--data-dir`'s `pretrain_tfrecords/`, written first
 if there are none (4 × 256 full-length two-segment records of random ids, and a stand-in
 vocabulary with BERT's special-token ids). Every round runs each configuration in a fresh
-process, in this order: the original TF1 code (float32; `../shared/tools/bench_original.py`,
-a TF 2.21 + tf_keras environment that `../shared/tools/orig_electra_env` builds under /tmp;
-used only to measure, when it is available), then ours in each precision — the loop
+process, in this order: the original TF1 code (float32; the original's measurement tools
+`bench_original.py` and `orig_electra_env`, which builds a TF 2.21 + tf_keras environment
+under /tmp, from `--original-tools DIR`, default `shared/tools` beside the repository; used
+only to measure, when they are available), then ours in each precision — the loop
 `run_pretraining` runs (`Pretrainer`: input pipeline, masking, generator, sampling,
 discriminator, backward, AdamWeightDecay with the global clip). Rounds interleave the
 configurations so that a change of machine load touches all of them alike.
@@ -44,8 +45,8 @@ from electra_tf import config as config_lib, flops  # noqa: E402
 from electra_tf.pretraining import helpers  # noqa: E402
 from pretrain_data.examples import ExampleSerializer  # noqa: E402
 
-# Where the original's tools live: beside the repository, as the issue tracker's sessions
-# have them (`../shared/tools`).
+# Where the original's measurement tools live by default: `shared/tools` beside the
+# repository (the project's development machines have them there; users pass their own).
 ORIGINAL_TOOLS = os.path.join(os.path.dirname(common.REPO), "shared", "tools")
 ORIGINAL = "original TF1 float32"
 # Model sizes: PretrainingConfig fields, default batch, default S. "tiny" is for --smoke.
