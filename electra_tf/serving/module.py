@@ -56,7 +56,7 @@ class ServingModule(tf.Module):
         unique = {id(v): v.value for e in endpoints for v in e.model.variables}
         self.model_variables = list(unique.values())
         self._signatures, self.text_signatures, self.ids_signatures = {}, {}, {}
-        self.example_signatures, self.method_names = {}, {}
+        self.example_signatures, self._methods = {}, {}  # only the non-predict ones
         for endpoint in endpoints:
             # The model is traced once, in the ids function; the other signatures call it.
             serve_ids = _ids_function(endpoint)
@@ -72,8 +72,11 @@ class ServingModule(tf.Module):
         default = text_signature_name(endpoints[0], endpoints[0].text_signatures[0])
         self._signatures["serving_default"] = self._signatures[default]
         self.text_signatures["serving_default"] = self.text_signatures[default]
-        self.method_names = {name: self.method_names.get(name, PREDICT_METHOD)
-                             for name in self._signatures}
+
+    @property
+    def method_names(self):
+        """{signature name: its SignatureDef method name}."""
+        return {name: self._methods.get(name, PREDICT_METHOD) for name in self._signatures}
 
     @property
     def signatures(self):
@@ -114,7 +117,7 @@ class ServingModule(tf.Module):
                 serve_examples, [EXAMPLES_INPUT],
                 [tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
             self.example_signatures[name] = text
-            self.method_names[name] = method
+            self._methods[name] = method
 
 
 def text_signature_name(endpoint, text):
