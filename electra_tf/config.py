@@ -15,6 +15,15 @@ from electra_tf.hparams import HParams, check_known
 # Transformer width and depth per `model_size`.
 MODEL_SIZES = {"small": (256, 12), "base": (768, 12), "large": (1024, 24)}
 
+# How the global-norm clip counts a gradient of a table looked up by gather (docs/optimizer.md):
+# "per_lookup" squares its unsummed rows (the original off TPU), "dense" the summed gradient
+# (the original's one-hot lookups on TPU).
+CLIP_NORMS_OF_SPARSE_GRADIENTS = ("per_lookup", "dense")
+CLIP_NORM_OF_SPARSE_GRADIENTS_MEANING = (
+    'how the global-norm clip counts the word-embedding gradient of lookups: "per_lookup" '
+    '(each lookup\'s row, as the original off TPU) or "dense" (rows of one id summed, as on '
+    'TPU); None: "dense" if use_tpu else "per_lookup"')
+
 # The transformer used when `debug` is set, applied before the generator is sized.
 DEBUG_MODEL = {"num_hidden_layers": 3, "hidden_size": 144, "intermediate_size": 576,
                "num_attention_heads": 4}
@@ -103,6 +112,7 @@ MEANINGS = {
     "seed": "the run seed (data order, initial weights, masking, sampling, dropout); None "
             "draws one and stores it in the checkpoint",
     "gradient_accumulation_steps": "micro-batches of train_batch_size per optimizer update",
+    "clip_norm_of_sparse_gradients": CLIP_NORM_OF_SPARSE_GRADIENTS_MEANING,
     "pretrain_tfrecords": "comma-separated glob patterns of the pretraining records",
     "vocab_file": "the WordPiece vocabulary",
     "model_dir": "checkpoints, config.json, results",
@@ -142,7 +152,8 @@ class PretrainingConfig(HParams):
                  "keep_checkpoint_max", "eval_batch_size", "do_lower_case",
                  "pretrain_tfrecords", "vocab_file", "model_dir", "results_txt",
                  "results_json", "use_tpu", "num_tpu_cores", "tpu_job_name", "tpu_name",
-                 "tpu_zone", "gcp_project", "precision", "strategy", "jit_compile")
+                 "tpu_zone", "gcp_project", "precision", "strategy", "jit_compile",
+                 "clip_norm_of_sparse_gradients")
 
     def __init__(self, model_name, data_dir, **kwargs):
         self.model_name = model_name
@@ -196,6 +207,8 @@ class PretrainingConfig(HParams):
 
         self.set_runtime_defaults()
         self.gradient_accumulation_steps = 1  # micro-batches per optimizer update (ours)
+        # "per_lookup" or "dense" (ours: the original follows use_tpu); None: from use_tpu
+        self.clip_norm_of_sparse_gradients = None
 
         # paths, derived from the constructor arguments before any update (as the original)
         self.pretrain_tfrecords = os.path.join(
@@ -223,6 +236,7 @@ class PretrainingConfig(HParams):
             self.two_tower_generator = True
         # Passed values beat the debug and size defaults.
         self.update(kwargs)
+        self.clip_norm_of_sparse_gradients = clip_norm_of_sparse_gradients(self)
         self.finish(model_name, data_dir, kwargs)
 
     def validate(self):
@@ -236,6 +250,23 @@ class PretrainingConfig(HParams):
             raise ValueError("eval_tfrecords must be a glob pattern of TFRecord files, or "
                              f"null for the training records, got {self.eval_tfrecords!r}")
         get_bert_config(self)  # checks `model_size` and `model_hparam_overrides`
+
+
+def clip_norm_of_sparse_gradients(config):
+    """The config's `clip_norm_of_sparse_gradients`, or the original's choice for its
+    platform when None: "dense" with `use_tpu` (one-hot lookups), else "per_lookup".
+
+    Raises:
+        ValueError: any other value.
+    """
+    value = config.clip_norm_of_sparse_gradients
+    if value is None:
+        return "dense" if config.use_tpu else "per_lookup"
+    if value not in CLIP_NORMS_OF_SPARSE_GRADIENTS:
+        raise ValueError(f"clip_norm_of_sparse_gradients must be one of "
+                         f"{', '.join(CLIP_NORMS_OF_SPARSE_GRADIENTS)} or None (from use_tpu), "
+                         f"got {value!r}")
+    return value
 
 
 def get_bert_config(config):

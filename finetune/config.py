@@ -9,7 +9,8 @@ import os
 import types
 
 from electra_common import files
-from electra_tf.config import DEBUG_MODEL, embedding_size, get_bert_config
+from electra_tf.config import (CLIP_NORM_OF_SPARSE_GRADIENTS_MEANING, DEBUG_MODEL,
+                               clip_norm_of_sparse_gradients, embedding_size, get_bert_config)
 from electra_tf.hparams import HParams
 
 # Names that select the QA defaults by *substring*: "naturalqs" has neither.
@@ -93,6 +94,7 @@ MEANINGS = {
     "strategy": '"default", "mirrored" (all local GPUs), "multi_worker" (the cluster in '
                 'TF_CONFIG), "tpu"',
     "jit_compile": "compile the training step with XLA",
+    "clip_norm_of_sparse_gradients": CLIP_NORM_OF_SPARSE_GRADIENTS_MEANING,
     "seed": "trial t uses seed + t (data order, initial head weights, dropout); None draws "
             "a seed per trial and prints it",
     "vocab_file": "the WordPiece vocabulary: <m>/vocab.txt if it exists, else "
@@ -221,6 +223,8 @@ class FinetuningConfig(HParams):
         self.qa_na_threshold = -2.75
 
         self.set_runtime_defaults()  # TPU fields, precision, strategy, XLA, seed
+        # "per_lookup" or "dense" (ours: the original follows use_tpu); None: from use_tpu
+        self.clip_norm_of_sparse_gradients = None
 
         # paths (derived below); listed here so they can be overridden as hparams
         self.data_dir = data_dir
@@ -259,6 +263,7 @@ class FinetuningConfig(HParams):
             self.num_train_epochs = 3.0
             self.log_examples = True
         self.update(kwargs)
+        self.clip_norm_of_sparse_gradients = clip_norm_of_sparse_gradients(self)
         self._derive_paths(kwargs)
         self.finish(model_name, data_dir, kwargs)
         self._args["architecture"] = architecture

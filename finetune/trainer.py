@@ -32,7 +32,8 @@ def build_optimizer(config, model, num_train_steps):
         warmup_proportion=config.warmup_proportion,
         layerwise_lr_decay_power=decay if decay > 0 else -1.0,
         n_transformer_layers=config.bert_config().num_hidden_layers,
-        variables=model.original_variables(), precision=config.precision)
+        variables=model.original_variables(), precision=config.precision,
+        clip_norm_of_sparse_gradients=config.clip_norm_of_sparse_gradients)
     optimizer.build(model.trainable_variables)
     return optimizer
 

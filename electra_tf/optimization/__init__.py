@@ -19,7 +19,8 @@ __all__ = ["AdamWeightDecay", "WarmupPolynomialDecay", "create_optimizer",
 def create_optimizer(learning_rate, num_train_steps, weight_decay_rate=0.01, warmup_steps=0,
                      warmup_proportion=0.0, lr_decay_power=1.0, layerwise_lr_decay_power=-1.0,
                      n_transformer_layers=None, variables=None, clip_norm=1.0,
-                     gradient_accumulation_steps=1, precision="float32"):
+                     gradient_accumulation_steps=1, precision="float32",
+                     clip_norm_of_sparse_gradients="per_lookup"):
     """The original `optimization.create_optimizer`: schedule, AdamWeightDecay, clip at 1.0.
 
     Args:
@@ -29,6 +30,8 @@ def create_optimizer(learning_rate, num_train_steps, weight_decay_rate=0.01, war
         clip_norm: the global-norm clip (the original's is 1.0).
         gradient_accumulation_steps: micro-batches per update.
         precision: "mixed_float16" turns on dynamic loss scaling.
+        clip_norm_of_sparse_gradients: "per_lookup" (the original off TPU) or "dense" (on
+            TPU); the config's resolved value.
     Returns:
         An `AdamWeightDecay`.
     """
@@ -38,6 +41,7 @@ def create_optimizer(learning_rate, num_train_steps, weight_decay_rate=0.01, war
                                 layerwise_lr_decay_power=layerwise_lr_decay_power,
                                 n_transformer_layers=n_transformer_layers, clip_norm=clip_norm,
                                 gradient_accumulation_steps=gradient_accumulation_steps,
+                                clip_norm_of_sparse_gradients=clip_norm_of_sparse_gradients,
                                 dynamic_loss_scale=precision == "mixed_float16")
     if variables is not None:
         optimizer.set_original_names(variables)
@@ -56,4 +60,5 @@ def pretraining_optimizer(config, variables):
                             warmup_steps=config.num_warmup_steps,
                             lr_decay_power=config.lr_decay_power, variables=variables,
                             gradient_accumulation_steps=config.gradient_accumulation_steps,
-                            precision=config.precision)
+                            precision=config.precision,
+                            clip_norm_of_sparse_gradients=config.clip_norm_of_sparse_gradients)

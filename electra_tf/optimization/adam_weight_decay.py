@@ -12,6 +12,12 @@ calls: gradients are summed with `ReplicaContext.all_reduce`, clipped in each re
 hold the same sum), and applied with `merge_call` + `StrategyExtended.update`, so a step under
 any strategy equals a single-device step. It also does what Keras' wrappers would have
 done: gradient accumulation and dynamic loss scaling (mixed_float16).
+
+The global norm counts a word-embedding table that is only looked up as the original does on
+the platform chosen (`clip_norm_of_sparse_gradients`): "per_lookup", the squares of the
+unsummed rows of its `IndexedSlices` gradient (the original's `tf.gather` lookups off TPU);
+"dense", the squares of the summed gradient (its one-hot matmul lookups on TPU). The gradient
+applied is the summed one either way.
 """
 
 import functools
@@ -21,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.config import CLIP_NORMS_OF_SPARSE_GRADIENTS
 from electra_tf.optimization.layerwise import layerwise_lr_multipliers
 
 # Tested with re.search on the original variable name, as `create_optimizer` passes them.
@@ -29,6 +36,10 @@ EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
 # gradient (the update is skipped), double after 2000 finite steps.
 INITIAL_LOSS_SCALE = 2.0 ** 15
 LOSS_SCALE_GROWTH_STEPS = 2000
+# The tables the original looks up with `tf.gather` off TPU (re.search on the original
+# name). Its token types are one-hot matmuls and its positions a slice, so their gradients
+# are dense there, whatever our layers make of them.
+GATHERED_IN_ORIGINAL = r"/word_embeddings$"
 
 
 class _Untracked:
@@ -62,6 +73,10 @@ class AdamWeightDecay(tf.Module):
         clip_norm: the global-norm clip (the original: 1.0), or None.
         gradient_accumulation_steps: k ≥ 1 micro-batches per update; the update uses their
             mean gradient. The step count and the schedule count updates.
+        clip_norm_of_sparse_gradients: "per_lookup" (the original off TPU) or "dense" (on
+            TPU): how the global norm counts an `IndexedSlices` gradient of a table the
+            original looks up with a gather (`GATHERED_IN_ORIGINAL`). Other `IndexedSlices`
+            are summed first (dense in the original).
         dynamic_loss_scale: scale the loss (mixed_float16); see `scale_loss`.
         initial_loss_scale: the first loss scale.
         name: the module name.
@@ -80,8 +95,9 @@ class AdamWeightDecay(tf.Module):
     def __init__(self, learning_rate=0.001, weight_decay_rate=0.0, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-6, exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
                  layerwise_lr_decay_power=-1.0, n_transformer_layers=None, clip_norm=None,
-                 gradient_accumulation_steps=1, dynamic_loss_scale=False,
-                 initial_loss_scale=INITIAL_LOSS_SCALE, name="adam_weight_decay"):
+                 gradient_accumulation_steps=1, clip_norm_of_sparse_gradients="per_lookup",
+                 dynamic_loss_scale=False, initial_loss_scale=INITIAL_LOSS_SCALE,
+                 name="adam_weight_decay"):
         super().__init__(name=name)
         if layerwise_lr_decay_power > 0 and n_transformer_layers is None:
             raise ValueError("layer-wise LR decay needs n_transformer_layers")
@@ -94,7 +110,12 @@ class AdamWeightDecay(tf.Module):
         self.exclusions = tuple(exclude_from_weight_decay or ())
         self.layerwise_lr_decay_power = layerwise_lr_decay_power
         self.n_transformer_layers = n_transformer_layers
+        if clip_norm_of_sparse_gradients not in CLIP_NORMS_OF_SPARSE_GRADIENTS:
+            raise ValueError(f"clip_norm_of_sparse_gradients must be one of "
+                             f"{', '.join(CLIP_NORMS_OF_SPARSE_GRADIENTS)}, got "
+                             f"{clip_norm_of_sparse_gradients!r}")
         self.clip_norm = clip_norm
+        self.clip_norm_of_sparse_gradients = clip_norm_of_sparse_gradients
         self.accumulation_steps = gradient_accumulation_steps
         self.dynamic_loss_scale = dynamic_loss_scale
         # Updates made (the original's `global_step`), and micro-batches seen.
@@ -108,6 +129,7 @@ class AdamWeightDecay(tf.Module):
         # id(tf variable) -> (original name, original shape, variable)
         self._names = _Untracked({})
         self._built = _Untracked(None)  # [(tf variable, original name, original shape)]
+        self._global_norm = _Untracked(None)  # the last update's norm (not checkpointed)
 
     # ------------------------------------------------------------------ names and state
     def set_original_names(self, variables):
@@ -156,6 +178,9 @@ class AdamWeightDecay(tf.Module):
             self._lr_multipliers = tuple(by_name[n] for n in names)
         else:
             self._lr_multipliers = (1.0,) * len(names)
+        per_lookup = self.clip_norm_of_sparse_gradients == "per_lookup"
+        self._per_lookup = tuple(per_lookup and re.search(GATHERED_IN_ORIGINAL, n) is not None
+                                 for n in names)
 
         def slots(kind):
             # Keyed by the original name, so a checkpoint's slots follow their variables
@@ -167,6 +192,11 @@ class AdamWeightDecay(tf.Module):
         self.adam_m, self.adam_v = slots("adam_m"), slots("adam_v")
         if self.accumulation_steps > 1:
             self.accumulators = slots("accumulator")
+            # Per table counted per lookup: the sum of its rows' squares over the micro-batches.
+            self.lookup_square_sums = {
+                n: tf.Variable(0.0, trainable=False, name=f"lookup_square_sum_{i}")
+                for i, n in enumerate(names) if self._per_lookup[i]}
+        self._global_norm.value = tf.Variable(0.0, trainable=False, name="global_norm")
         self._built.value = [(_tf_variable(v), n, self._names.value[id(_tf_variable(v))][1])
                              for v, n in zip(variables, names)]
         self._index = _Untracked({id(v): i for i, (v, _, _) in enumerate(self._built.value)})
@@ -234,12 +264,20 @@ class AdamWeightDecay(tf.Module):
             self.iterations.assign(int(global_step))
             self.micro_steps.assign(int(global_step) * self.accumulation_steps)
 
+    @property
+    def global_norm(self):
+        """The global norm the last update's clip used, a `tf.Variable` (0.0 before the first
+        update or without a clip; the optimizer must be built); the clip factor was
+        clip_norm / max(global_norm, clip_norm)."""
+        return self._global_norm.value
+
     def slot_variables(self):
         """{"<original name>/<slot>": variable} of every slot (Adam moments, and the
         accumulators when accumulating gradients)."""
         kinds = {"adam_m": self.adam_m, "adam_v": self.adam_v}
         if self.accumulation_steps > 1:
             kinds["accumulators"] = self.accumulators
+            kinds["lookup_square_sums"] = self.lookup_square_sums
         return {f"{name}/{kind}": slot for kind, slots in kinds.items()
                 for name, slot in slots.items()}
 
@@ -288,31 +326,50 @@ class AdamWeightDecay(tf.Module):
             raise ValueError("apply() runs in a replica context: inside strategy.run(), or "
                              "outside any strategy")
         if context.num_replicas_in_sync > 1:
+            # IndexedSlices stay sparse: the replicas' rows are concatenated, so the
+            # per-lookup norm is that of the global batch on one device.
             grads = context.all_reduce("sum", grads)
         finite = True
         if self.dynamic_loss_scale:
-            grads = [g / tf.cast(self.loss_scale, g.dtype) for g in _dense(grads)]
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            grads = [_map_values(lambda x: x / tf.cast(self.loss_scale, x.dtype), g)
+                     for g in grads]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(_values(g)))
+                                    for g in grads])
+        # What the norm counts: per-lookup rows of a gathered table, else the summed gradient.
+        per_lookup = [isinstance(g, tf.IndexedSlices) and self._per_lookup[i]
+                      for g, i in zip(grads, indices)]
+        grads = [g if sparse else _dense(g) for g, sparse in zip(grads, per_lookup)]
         apply_now = True
-        step_grads = grads
+        step_grads, norm_terms, lookup_squares = grads, grads, [None] * len(grads)
         if self.accumulation_steps > 1:
-            apply_now = tf.equal((self.micro_steps + 1) % self.accumulation_steps, 0)
-            accumulated = [self.accumulators[self._slot_names[i]] for i in indices]
-            step_grads = [(g + a) / self.accumulation_steps
-                          for g, a in zip(_dense(grads), accumulated)]
+            # As the original would clip the mean gradient of the accumulated batch: its
+            # lookups are the micro-batches' lookups, each row divided by k.
+            k = self.accumulation_steps
+            apply_now = tf.equal((self.micro_steps + 1) % k, 0)
+            step_grads = [(_dense(g) + self.accumulators[self._slot_names[i]]) / k
+                          for g, i in zip(grads, indices)]
+            lookup_squares = [tf.reduce_sum(tf.square(g.values)) if sparse else None
+                              for g, sparse in zip(grads, per_lookup)]
+            norm_terms = [tf.sqrt(s + self.lookup_square_sums[self._slot_names[i]]) / k
+                          if sparse else g
+                          for g, s, i, sparse in zip(step_grads, lookup_squares, indices,
+                                                     per_lookup)]
+        global_norm = None
         if self.clip_norm:
-            # Densified first: duplicate rows of a looked-up table are summed, as in the
-            # original's dense (one-hot, on TPU) embedding gradients.
-            step_grads, _ = tf.clip_by_global_norm(_dense(step_grads), self.clip_norm)
+            global_norm = tf.linalg.global_norm(norm_terms)
+            step_grads, _ = tf.clip_by_global_norm(step_grads, self.clip_norm,
+                                                   use_norm=global_norm)
         context.merge_call(functools.partial(self._update, indices=indices),
-                           args=(grads, step_grads, apply_now, finite, _and(apply_now, finite)))
+                           args=(grads, _dense(step_grads), lookup_squares, global_norm,
+                                 apply_now, finite, _and(apply_now, finite)))
 
-    def _update(self, strategy, grads, step_grads, apply_now, finite, do_update, indices):
+    def _update(self, strategy, grads, step_grads, lookup_squares, global_norm, apply_now,
+                finite, do_update, indices):
         """Cross-replica: updates every variable and the counters on each device."""
         extended = strategy.extended
         accumulating = self.accumulation_steps > 1
         lr = self.learning_rate
-        for grad, step_grad, i in zip(grads, step_grads, indices):
+        for grad, step_grad, squares, i in zip(grads, step_grads, lookup_squares, indices):
             variable, name, _ = self._built.value[i]
             update = functools.partial(self._update_variable, i=i, lr=lr)
             extended.update(variable, update, args=(step_grad, self.adam_m[name],
@@ -320,6 +377,12 @@ class AdamWeightDecay(tf.Module):
             if accumulating:
                 extended.update(self.accumulators[name], _accumulate,
                                 args=(grad, apply_now, finite))
+                if squares is not None:
+                    extended.update(self.lookup_square_sums[name], _accumulate,
+                                    args=(squares, apply_now, finite))
+        if global_norm is not None:
+            extended.update(self._global_norm.value, _assign_where,
+                            args=(global_norm, do_update))
         extended.update(self.iterations, _count, args=(do_update,))
         if accumulating:
             extended.update(self.micro_steps, _count, args=(finite,))
@@ -344,8 +407,23 @@ class AdamWeightDecay(tf.Module):
 
 
 def _dense(grads):
-    """Gradients as dense tensors (an `IndexedSlices` is summed into its table's shape)."""
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+    """A gradient, or a list of them, as dense tensors (an `IndexedSlices` is summed into
+    its table's shape)."""
+    if isinstance(grads, (list, tuple)):
+        return [_dense(g) for g in grads]
+    return tf.convert_to_tensor(grads) if isinstance(grads, tf.IndexedSlices) else grads
+
+
+def _values(grad):
+    """The numbers of a gradient: an `IndexedSlices`' rows, or the tensor."""
+    return grad.values if isinstance(grad, tf.IndexedSlices) else grad
+
+
+def _map_values(fn, grad):
+    """`fn` applied to a gradient's numbers, keeping an `IndexedSlices` sparse."""
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(fn(grad.values), grad.indices, grad.dense_shape)
+    return fn(grad)
 
 
 def _and(a, b):
@@ -359,6 +437,10 @@ def _and(a, b):
 def _where(condition, new, old):
     """`new`, or `old` where the update is skipped (static True: just `new`)."""
     return new if condition is True else tf.where(condition, new, old)
+
+
+def _assign_where(variable, value, condition):
+    return variable.assign(_where(condition, value, variable))
 
 
 def _count(counter, condition):

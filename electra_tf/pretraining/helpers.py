@@ -1,7 +1,8 @@
 """The original `pretrain/pretrain_helpers.py`: masking, gather/scatter, sampling.
 
-Every random op is stateless and takes an explicit per-example seed, so a run seeded once
-is reproducible (and resumable) step by step, whatever its batch split.
+Every random op is stateless, takes an explicit per-example seed and names its algorithm
+(`RNG_ALG`, Philox), so a run seeded once is reproducible (and resumable) step by step,
+whatever its batch split, with or without XLA and on every platform.
 """
 
 import dataclasses
@@ -10,6 +11,9 @@ import tensorflow as tf
 
 # BERT vocabulary ids of the special tokens; `special_ids(vocab)` reads them from a vocab.
 SPECIAL_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
+# The counter-based algorithm of every draw. TF's default, "auto_select", lets each device
+# and XLA pick its own, so the same seed draws other numbers under `jit_compile` or on TPU.
+RNG_ALG = "philox"
 
 
 @dataclasses.dataclass
@@ -108,20 +112,22 @@ def mask(features, mask_prob, max_predictions, ids, seeds):
     num_to_predict = tf.maximum(1, tf.minimum(
         max_predictions, tf.cast(tf.round(num_tokens * mask_prob), tf.int32)))  # half-to-even
     weights = tf.cast(tf.sequence_mask(num_to_predict, max_predictions), tf.float32)
-    candidates = tf.cast(candidates_mask(input_ids, input_mask, ids), tf.float32)
-    log_prob = tf.math.log(candidates / tf.reduce_sum(candidates, axis=-1, keepdims=True))
+    candidates = candidates_mask(input_ids, input_mask, ids)
 
     def draw(args):
-        row_log_prob, seed = args
+        row_candidates, seed = args
         position_seed, mask_seed = tf.unstack(
-            tf.random.experimental.stateless_split(_split(seed, _MASKING), 2))
-        # N independent draws from the candidates, by Gumbel-max: the same distribution as
-        # the original's `tf.random.categorical`, which XLA cannot compile.
-        positions = _gumbel_argmax(
-            tf.tile(row_log_prob[None], [max_predictions, 1]), position_seed)
-        return positions, tf.random.stateless_uniform([max_predictions], mask_seed) < 0.85
+            tf.random.experimental.stateless_split(_split(seed, _MASKING), 2, alg=RNG_ALG))
+        # N independent uniform choices among the candidates: the original's
+        # `tf.random.categorical` over log(candidates / #candidates), which XLA cannot
+        # compile. The argmax of uniforms takes no logarithm, whose rounding varies by
+        # platform, so the positions are bit-identical everywhere.
+        scores = tf.where(row_candidates[None], uniform(
+            [max_predictions, tf.shape(row_candidates)[0]], position_seed), -1.0)
+        positions = tf.argmax(scores, -1, output_type=tf.int32)
+        return positions, uniform([max_predictions], mask_seed) < 0.85
 
-    positions, to_mask = tf.map_fn(draw, (log_prob, seeds), fn_output_signature=(
+    positions, to_mask = tf.map_fn(draw, (candidates, seeds), fn_output_signature=(
         tf.TensorSpec([max_predictions], tf.int32), tf.TensorSpec([max_predictions], tf.bool)))
     positions *= tf.cast(weights, tf.int32)  # unused slots point at 0, which scatter ignores
     masked_ids = gather_positions(input_ids, positions) * tf.cast(weights, tf.int32)
@@ -163,9 +169,27 @@ def _gumbel_argmax(logits, seed):
 
     The original takes the argmax of softmax(logits + g); the softmax does not move it.
     """
-    uniform = tf.random.stateless_uniform(tf.shape(logits), seed)
-    gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
+    gumbel = -tf.math.log(-tf.math.log(uniform(tf.shape(logits), seed) + 1e-9) + 1e-9)
     return tf.argmax(logits + gumbel, -1, output_type=tf.int32)
+
+
+def uniform(shape, seed):
+    """float32 uniforms in [0, 1) from Philox's bits: the same on every platform, with
+    or without XLA.
+
+    `tf.random.stateless_uniform` draws the same bits everywhere but turns them into floats
+    in two ways: its CPU and GPU kernels keep the low 23 bits, XLA the high 23. Spelled out
+    here as the kernels do it, so the eager values on CPU are TF's.
+
+    Args:
+        shape: the output shape.
+        seed: int [2].
+    """
+    bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
+                                       dtype=tf.uint32, alg=RNG_ALG)
+    # The 23 bits as the mantissa of a float in [1, 2), minus 1: exact.
+    one_to_two = tf.bitwise.bitwise_or(tf.bitwise.bitwise_and(bits, 0x7FFFFF), 0x3F800000)
+    return tf.bitcast(one_to_two, tf.float32) - 1.0
 
 
 # Which of an example's seeds feeds which random draw.
@@ -174,7 +198,7 @@ _MASKING, _SAMPLING = 0, 1
 
 def _split(seed, stream):
     """The example seed of one random stream (masking or sampling)."""
-    return tf.random.experimental.stateless_split(seed, 2)[stream]
+    return tf.random.experimental.stateless_split(seed, 2, alg=RNG_ALG)[stream]
 
 
 def example_seeds(run_seed, first_example, batch_size):

@@ -16,6 +16,10 @@ def get_strategy(config):
     Returns:
         The default strategy, `MirroredStrategy`, `MultiWorkerMirroredStrategy` (the
         cluster read from `TF_CONFIG`) or `TPUStrategy`.
+    Raises:
+        ValueError: an unknown strategy, "multi_worker" without `TF_CONFIG`, or a TPU that
+            cannot be located.
+        ConnectionError: the TPU was located but cannot be reached or initialised.
     """
     kind = "tpu" if config.use_tpu else config.strategy
     if kind == "default":
@@ -24,13 +28,35 @@ def get_strategy(config):
         return tf.distribute.MirroredStrategy()
     if kind == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy 'multi_worker' reads the cluster from the TF_CONFIG "
-                             "environment variable, which is not set")
+            raise ValueError(
+                "strategy 'multi_worker' reads the cluster from the TF_CONFIG environment "
+                "variable, which is not set: set it on every worker, e.g. TF_CONFIG="
+                '\'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
+                '"task": {"type": "worker", "index": 0}}\'')
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-        tpu=config.tpu_name, zone=config.tpu_zone, project=config.gcp_project)
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
+    if kind == "tpu":
+        return _tpu_strategy(config)
+    raise ValueError(f"unknown strategy {kind!r}: use 'default', 'mirrored', 'multi_worker' "
+                     "or 'tpu'")
+
+
+def _tpu_strategy(config):
+    """`TPUStrategy` on the TPU that `tpu_name`, `tpu_zone` and `gcp_project` locate."""
+    where = (f"tpu_name={config.tpu_name!r}, tpu_zone={config.tpu_zone!r}, "
+             f"gcp_project={config.gcp_project!r}")
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=config.tpu_name, zone=config.tpu_zone, project=config.gcp_project)
+    except (ValueError, RuntimeError) as e:  # no name outside Cloud; no cloud-tpu-client
+        raise ValueError(f"strategy 'tpu' cannot locate the TPU ({where}): {e} tpu_name is "
+                         "a Cloud TPU name, a grpc:// address, or 'local' on a TPU VM") from e
+    try:
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (tf.errors.OpError, ValueError, RuntimeError) as e:
+        message = e.message if isinstance(e, tf.errors.OpError) else str(e)
+        raise ConnectionError(f"strategy 'tpu' cannot reach the TPU at "
+                              f"{resolver.master() or '?'} ({where}): {message}") from e
     return tf.distribute.TPUStrategy(resolver)
 
 

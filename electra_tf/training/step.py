@@ -8,7 +8,9 @@ def train_step(loss_fn, optimizer, variables):
 
     Runs in a replica context: under a `tf.distribute` strategy the optimizer sums the
     replicas' gradients before its global-norm clip, so each replica's loss must be its
-    share of the batch loss (the shares add up to the loss of the whole batch).
+    share of the batch loss (the shares add up to the loss of the whole batch). The
+    gradients go to the optimizer as the tape gives them: an `IndexedSlices` (a table only
+    looked up) keeps its per-lookup rows, which the clip may count one by one.
 
     Args:
         loss_fn: a function of no arguments returning `(loss, outputs)`: the scalar loss of

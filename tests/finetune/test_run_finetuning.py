@@ -1,10 +1,12 @@
-"""The command line: errors, `--help` without importing TensorFlow, tfds data."""
+"""The command line: errors, `--help` without importing TensorFlow, tfds data; the reported
+dev metrics are those of the saved model."""
 
 import json
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import FIXTURES, REPO
@@ -61,3 +63,30 @@ def test_tfds_glue_from_the_command_line(tmp_path, capsys):
                                          "source for chunk; the tasks that have one: cola"):
         cli.run(run_finetuning.main, run_finetuning.define_flags, argv=argv[:-1] + [
             json.dumps(dict(hparams, task_names=["chunk"]))])
+
+
+def test_reported_dev_metrics_are_those_of_the_saved_model(data_dir):
+    """RTE accuracy and loss recomputed in NumPy from the saved model's dev logits and the
+    labels read from dev.tsv."""
+    from finetune import model_dir
+    from finetune.config import FinetuningConfig
+    from finetune.trials import run_finetuning
+    from tests.finetune.conftest import TINY
+
+    config = FinetuningConfig("tiny", str(data_dir), task_names=["rte"],
+                              **dict(TINY, init_checkpoint=None))
+    reported = run_finetuning(config)[0]["rte"]
+    rows = [line.split("\t") for line in
+            (data_dir / "finetuning_data/rte/dev.tsv").read_text().splitlines()[1:]]
+    labels = np.array([["entailment", "not_entailment"].index(row[3]) for row in rows])
+    saved = model_dir.load(config.model_dir + "_1")
+    rte = saved.tasks[0]
+    features = rte.featurize(rte.get_examples("dev"))
+    features["task_id"] = np.zeros(len(labels), np.int32)
+    logits = saved.model(features, training=False)["rte"]["logits"].numpy().astype(np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    assert set(reported) == {"accuracy", "loss"}
+    assert reported["accuracy"] == pytest.approx(100 * np.mean(logits.argmax(-1) == labels))
+    assert reported["loss"] == pytest.approx(-np.mean(log_probs[np.arange(len(labels)), labels]),
+                                             rel=1e-5)

@@ -31,7 +31,7 @@ def test_two_tasks_from_the_original_tiny_checkpoint(data_dir):
     results = run_finetuning(config)
     assert set(results[0]) == {"rte", "sts"}
     assert set(results[0]["sts"]) == {"pearson", "spearman", "mse", "loss"}
-    assert 0 <= results[0]["rte"]["accuracy"] <= 100
+    assert set(results[0]["rte"]) == {"accuracy", "loss"}  # values: test_run_finetuning.py
     saved = json.loads(open(config.results_json).read())
     assert [t["metrics"] for t in saved["trials"]] == json.loads(json.dumps(results))
     assert saved["summary"]["rte"]["accuracy"]["std"] == 0.0  # one trial

@@ -302,21 +302,6 @@ def test_one_global_norm_over_all_gradients_as_tf_clip_by_global_norm():
     np.testing.assert_allclose(m["b/kernel"]["adam_m"], [0.0, 0.1 * 4 / 5], rtol=1e-6)
 
 
-def test_sparse_gradients_equal_their_dense_sum():
-    """Also in the global norm: the original's gradients were dense (one-hot on TPU)."""
-    def run(grad):
-        variable = keras.Variable(np.ones((5, 3), np.float32))
-        optimizer = optimization.AdamWeightDecay(1e-2, weight_decay_rate=0.01,
-                                                 clip_norm=1.0)
-        optimizer.set_original_names({"electra/embeddings/word_embeddings": variable})
-        optimizer.apply([grad], [variable])
-        return variable.numpy()
-
-    values = tf.constant(np.arange(9, dtype=np.float32).reshape(3, 3))
-    sparse = tf.IndexedSlices(values, tf.constant([1, 3, 1]), tf.constant([5, 3]))
-    np.testing.assert_allclose(run(sparse), run(tf.convert_to_tensor(sparse)), atol=1e-7)
-
-
 def test_gradient_accumulation_averages_and_counts_updates():
     rng = np.random.RandomState(1)
     g1, g2 = (tf.constant(rng.normal(0, 3, (4, 2)).astype(np.float32)) for _ in range(2))

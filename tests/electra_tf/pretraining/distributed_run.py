@@ -3,6 +3,8 @@
     python distributed_run.py mirrored DATA_DIR OUT.json   # one device vs MirroredStrategy
     python distributed_run.py worker DATA_DIR OUT.npz [MODEL STEPS SAVE_STEPS]
                                                           # one MultiWorkerMirrored worker
+    python distributed_run.py two_workers_on_one DATA_DIR OUT.npz [MODEL STEPS]
+                                        # one device, each step the two workers' batches
 
 A fresh process is needed: logical devices and collective ops are fixed at TF start-up.
 A worker with `STALL_AT_CHECKPOINT=after:<step>` in its environment stops making progress
@@ -50,13 +52,44 @@ def stall_at_checkpoint(when, step):
     tf.train.CheckpointManager.save = stalling_save
 
 
+def two_workers_on_one(data_dir, out, model, steps):
+    """One device trains on what two workers read: each step, worker 0's half of the
+    global batch then worker 1's, with their example seeds (`Pretrainer.input_iterator`
+    with 2 workers)."""
+    from electra_tf.config import PretrainingConfig
+    from electra_tf.pretraining import helpers, trainer as training
+    from pretrain_data import reader
+
+    class TwoWorkersOnOne(training.Pretrainer):
+        def input_iterator(self, batch_size, seed, is_training=True, records=None):
+            per_worker = batch_size // 2
+            halves = []
+            for worker in range(2):
+                dataset = reader.get_dataset(
+                    records or self.config.pretrain_tfrecords, self.config.max_seq_length,
+                    batch_size, is_training=is_training, seed=seed,
+                    input_context=tf.distribute.InputContext(2, worker, 2))
+                halves.append(dataset.enumerate().map(
+                    lambda i, batch, worker=worker: dict(batch, seeds=helpers.example_seeds(
+                        seed, (i * 2 + worker) * per_worker, per_worker))))
+            return iter(tf.data.Dataset.zip(tuple(halves)).map(
+                lambda a, b: {k: tf.concat([a[k], b[k]], 0) for k in a}))
+
+    config = PretrainingConfig(model, data_dir, **dict(HPARAMS, num_train_steps=int(steps)))
+    trainer = TwoWorkersOnOne(config, tf.distribute.get_strategy(), log=lambda line: None)
+    trainer.train()
+    np.savez(out, **weights(trainer))
+
+
 def main(mode, data_dir, out, model="multi", steps="4", save_steps="100"):
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from electra_tf.pretraining import trainer as training
     from electra_tf.config import PretrainingConfig
-    if mode == "mirrored":
+    if mode == "two_workers_on_one":
+        two_workers_on_one(data_dir, out, model, steps)
+    elif mode == "mirrored":
         results = {}
         for name, strategy in (("one", tf.distribute.get_strategy()),
                                ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):

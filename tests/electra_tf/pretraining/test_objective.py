@@ -193,3 +193,89 @@ def test_every_variant_runs_and_has_gradients(hparams):
 
 def unmasked(out):
     return helpers.unmask(out["masked"]).numpy()
+
+
+# Philox-4x32-10 (Salmon et al., SC 2011) as TensorFlow seeds it: a NumPy transcription, so
+# the expected draws do not come from TensorFlow.
+PHILOX_M, PHILOX_W = (0xD2511F53, 0xCD9E8D57), (0x9E3779B9, 0xBB67AE85)
+
+
+def _philox_block(counter, key):
+    c, k = list(counter), list(key)
+    for _ in range(10):
+        p0, p1 = PHILOX_M[0] * c[0], PHILOX_M[1] * c[2]
+        c = [(p1 >> 32) ^ c[1] ^ k[0], p1 & 0xFFFFFFFF, (p0 >> 32) ^ c[3] ^ k[1], p0 & 0xFFFFFFFF]
+        k = [(k[i] + PHILOX_W[i]) & 0xFFFFFFFF for i in range(2)]
+    return c
+
+
+def philox_bits(n, seed):
+    """The first n uint32 of `stateless_uniform(..., dtype=uint32, alg="philox")`."""
+    words = [w for s in seed for w in (int(s) & 0xFFFFFFFF, (int(s) >> 32) & 0xFFFFFFFF)]
+    mixed = _philox_block(words, (0x3EC8F720, 0x02461E29))  # the seed → key, counter
+    key, counter = mixed[:2], mixed[2] << 64 | mixed[3] << 96
+    out = []
+    while len(out) < n:
+        out += _philox_block([(counter >> (32 * i)) & 0xFFFFFFFF for i in range(4)], key)
+        counter += 1
+    return np.array(out[:n], np.uint64)
+
+
+def philox_split(seed, stream):
+    """`stateless_split(seed, 2, alg="philox")[stream]`: int64s of two words, low first."""
+    words = [int(w) for w in philox_bits(8, seed)[4 * stream:4 * stream + 4]]
+    values = [words[i] | words[i + 1] << 32 for i in (0, 2)]
+    return [v - (1 << 64) if v >> 63 else v for v in values]
+
+
+def philox_uniform(shape, seed):
+    """The low 23 bits of each word, as the CPU kernels make a float32 in [0, 1)."""
+    bits = philox_bits(int(np.prod(shape)), seed)
+    return ((bits & np.uint64(0x7FFFFF)).astype(np.float64) / 2 ** 23).reshape(shape)
+
+
+def test_masking_and_sampling_draw_philox_numbers_from_the_example_seed():
+    """The draws are a fixed function of each example's seed, the same on every platform:
+    a NumPy transcription of Philox and of `mask` / `sample_from_softmax` gives them."""
+    features, n, vocab = _batch(batch=3, seq=16), 4, 20
+    seeds = SEEDS(3, run_seed=11, first=5).numpy()
+    m = helpers.mask(features, 0.5, n, IDS, seeds)
+    logits = np.random.default_rng(0).normal(size=(3, n, vocab)).astype(np.float32)
+    samples = helpers.sample_from_softmax(tf.constant(logits), seeds).numpy()
+    for row, seed in enumerate(seeds):
+        position_seed, mask_seed = (philox_split(philox_split(seed, 0), i) for i in (0, 1))
+        ids = features["input_ids"][row]
+        candidates = (features["input_mask"][row] == 1) & ~np.isin(ids, [101, 102, 103])
+        scores = np.where(candidates, philox_uniform((n, 16), position_seed), -1.0)
+        weights = m.masked_lm_weights.numpy()[row]
+        positions = np.argmax(scores, -1) * (weights > 0)
+        np.testing.assert_array_equal(m.masked_lm_positions.numpy()[row], positions)
+        masked = ids.copy()
+        replaced = positions[philox_uniform((n,), mask_seed) < 0.85]
+        masked[replaced[replaced > 0]] = 103
+        np.testing.assert_array_equal(m.input_ids.numpy()[row], masked)
+        u = philox_uniform((n, vocab), philox_split(seed, 1)).astype(np.float32)
+        gumbel = -np.log(-np.log(u + np.float32(1e-9)) + np.float32(1e-9))
+        np.testing.assert_array_equal(samples[row], np.argmax(logits[row] + gumbel, -1))
+
+
+def test_masking_and_sampling_are_the_same_under_xla():
+    features = {k: tf.constant(v) for k, v in _batch(batch=64).items()}
+    seeds = SEEDS(64, 3)
+    logits = tf.random.stateless_normal([64, 19, 1000], [1, 2]) * 3
+
+    def draw(features, seeds, logits):
+        m = helpers.mask(features, 0.15, 19, IDS, seeds)
+        return (m.masked_lm_positions, m.input_ids,
+                helpers.sample_from_softmax(logits, seeds, tf.one_hot(m.masked_lm_ids, 1000)))
+
+    eager = draw(features, seeds, logits)
+    compiled = tf.function(draw, jit_compile=True)(features, seeds, logits)
+    for a, b in zip(eager, compiled):
+        np.testing.assert_array_equal(a, b)
+    # The uniforms themselves: the same bits, and TF's own on CPU.
+    uniform = helpers.uniform([1000], tf.constant([3, 5]))
+    np.testing.assert_array_equal(
+        uniform, tf.function(helpers.uniform, jit_compile=True)([1000], tf.constant([3, 5])))
+    np.testing.assert_array_equal(uniform, tf.random.stateless_uniform([1000], [3, 5],
+                                                                       alg="philox"))

@@ -1,6 +1,10 @@
-"""QA scoring against worked examples computed by hand from the official scripts' rules."""
+"""QA scoring against worked examples computed by hand from the official scripts' rules,
+and against a transcription of the official scripts on generated cases."""
 
+import collections
 import logging
+import random
+import re
 import string
 
 import pytest
@@ -231,3 +235,217 @@ def test_bad_input_is_named():
         scoring.mrqa({"q": ["Paris"]}, {"q": None})
     with pytest.raises(ValueError, match="none of the 1 questions can be scored"):
         scoring.mrqa({"q": ["Paris"]}, {})
+
+
+# --- The official scripts, transcribed, against `scoring` on generated cases -------------
+# A plain transcription of evaluate-v1.1.py, evaluate-v2.0.py (ELECTRA's
+# `squad_official_eval.py`, whose logic is the official one) and mrqa_official_eval.py:
+# the same steps, in the same order, deliberately not sharing a line with `scoring`.
+
+def official_normalize(s):
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(re.compile(r"\b(a|an|the)\b", re.UNICODE), " ", s)
+    return " ".join(s.split())
+
+
+def official_f1_v1(prediction, ground_truth):
+    prediction_tokens = official_normalize(prediction).split()
+    ground_truth_tokens = official_normalize(ground_truth).split()
+    common = collections.Counter(prediction_tokens) & collections.Counter(ground_truth_tokens)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0
+    precision = 1.0 * num_same / len(prediction_tokens)
+    recall = 1.0 * num_same / len(ground_truth_tokens)
+    return (2 * precision * recall) / (precision + recall)
+
+
+def official_exact_v1(prediction, ground_truth):
+    return official_normalize(prediction) == official_normalize(ground_truth)
+
+
+def official_evaluate_v1(dataset, predictions, skip_missing=False):
+    """evaluate-v1.1.py's `evaluate`; with `skip_missing`, MRQA's `skip_no_answer`."""
+    f1 = exact_match = total = 0
+    for article in dataset:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                if qa["id"] not in predictions:
+                    total += 0 if skip_missing else 1
+                    continue
+                total += 1
+                ground_truths = [x["text"] for x in qa["answers"]]
+                prediction = predictions[qa["id"]]
+                exact_match += max(official_exact_v1(prediction, g) for g in ground_truths)
+                f1 += max(official_f1_v1(prediction, g) for g in ground_truths)
+    return {"exact_match": 100.0 * exact_match / total, "f1": 100.0 * f1 / total}
+
+
+def official_tokens_v2(s):
+    if not s:
+        return []
+    return official_normalize(s).split()
+
+
+def official_exact_v2(a_gold, a_pred):
+    return int(official_normalize(a_gold) == official_normalize(a_pred))
+
+
+def official_f1_v2(a_gold, a_pred):
+    gold_toks, pred_toks = official_tokens_v2(a_gold), official_tokens_v2(a_pred)
+    common = collections.Counter(gold_toks) & collections.Counter(pred_toks)
+    num_same = sum(common.values())
+    if len(gold_toks) == 0 or len(pred_toks) == 0:
+        return int(gold_toks == pred_toks)
+    if num_same == 0:
+        return 0
+    precision = 1.0 * num_same / len(pred_toks)
+    recall = 1.0 * num_same / len(gold_toks)
+    return (2 * precision * recall) / (precision + recall)
+
+
+def official_evaluate_v2(dataset, preds, na_probs=None, na_prob_thresh=1.0):
+    """evaluate-v2.0.py's `main` without the files and plots."""
+    given = na_probs is not None
+    if not given:
+        na_probs = {k: 0.0 for k in preds}
+    qid_to_has_ans = {qa["id"]: bool(qa["answers"]) for article in dataset
+                      for p in article["paragraphs"] for qa in p["qas"]}
+    has_ans_qids = [k for k, v in qid_to_has_ans.items() if v]
+    no_ans_qids = [k for k, v in qid_to_has_ans.items() if not v]
+    exact_raw, f1_raw = {}, {}
+    for article in dataset:
+        for p in article["paragraphs"]:
+            for qa in p["qas"]:
+                gold_answers = [a["text"] for a in qa["answers"]
+                                if official_normalize(a["text"])] or [""]
+                exact_raw[qa["id"]] = max(official_exact_v2(a, preds[qa["id"]])
+                                          for a in gold_answers)
+                f1_raw[qa["id"]] = max(official_f1_v2(a, preds[qa["id"]]) for a in gold_answers)
+
+    def apply_no_ans_threshold(scores):
+        return {qid: float(not qid_to_has_ans[qid]) if na_probs[qid] > na_prob_thresh else s
+                for qid, s in scores.items()}
+
+    def make_eval_dict(exact_scores, f1_scores, qid_list=None):
+        qid_list = qid_list or list(exact_scores)
+        return {"exact": 100.0 * sum(exact_scores[k] for k in qid_list) / len(qid_list),
+                "f1": 100.0 * sum(f1_scores[k] for k in qid_list) / len(qid_list),
+                "total": len(qid_list)}
+
+    def find_best_thresh(scores):
+        cur_score = best_score = sum(1 for k in qid_to_has_ans if not qid_to_has_ans[k])
+        best_thresh = 0.0
+        for qid in sorted(na_probs, key=lambda k: na_probs[k]):
+            if qid not in scores:
+                continue
+            if qid_to_has_ans[qid]:
+                diff = scores[qid]
+            else:
+                diff = -1 if preds[qid] else 0
+            cur_score += diff
+            if cur_score > best_score:
+                best_score, best_thresh = cur_score, na_probs[qid]
+        return 100.0 * best_score / len(scores), best_thresh
+
+    exact_thresh, f1_thresh = apply_no_ans_threshold(exact_raw), apply_no_ans_threshold(f1_raw)
+    out_eval = make_eval_dict(exact_thresh, f1_thresh)
+    for prefix, qids in (("HasAns", has_ans_qids), ("NoAns", no_ans_qids)):
+        if qids:
+            for k, v in make_eval_dict(exact_thresh, f1_thresh, qids).items():
+                out_eval[f"{prefix}_{k}"] = v
+    if given:
+        out_eval["best_exact"], out_eval["best_exact_thresh"] = find_best_thresh(exact_raw)
+        out_eval["best_f1"], out_eval["best_f1_thresh"] = find_best_thresh(f1_raw)
+    return out_eval
+
+
+# Words that exercise every rule: articles (whole words or not), ASCII and non-ASCII
+# punctuation, case, Unicode whitespace, repeats from a small vocabulary.
+WORDS = ["the", "The", "a", "A.", "an", "An", "theatre", "cat", "Cat,", "cat", "mat", "sat",
+         "the-end", "the—end", "1-2", "1—2", "“Café”", "¿qué?", "(1966)", "Denver", "broncos!",
+         "...", "-", "'s", "x\u00a0y", "é", "ÉTÉ", "a.m.", "U.S.", "10th", "century"]
+
+
+def random_text(rng, max_words=5):
+    words = rng.choices(WORDS, k=rng.randint(0, max_words))
+    return rng.choice([" ", "  ", "\t", "\u3000"]).join(words) + rng.choice(["", " ", "."])
+
+
+def related_text(rng, gold):
+    """Often a perturbed copy of a gold answer, so that EM and F1 take every value."""
+    choice = rng.random()
+    if choice < 0.25:
+        return gold
+    if choice < 0.5:
+        words = gold.split()
+        kept = words[:rng.randint(0, len(words))]
+        return " ".join(kept + rng.choices(WORDS, k=rng.randint(0, 2)))
+    if choice < 0.6:
+        return ""
+    return random_text(rng)
+
+
+def random_dataset(rng, n_questions, unanswerable=0.0):
+    questions = []
+    for i in range(n_questions):
+        golds = [] if rng.random() < unanswerable else [random_text(rng)
+                                                        for _ in range(rng.randint(1, 3))]
+        questions.append((f"q{i}", golds))
+    return squad_data(*questions)
+
+
+def random_predictions(rng, dataset, missing=0.0):
+    predictions = {}
+    for qid, golds in _questions(dataset):
+        if rng.random() >= missing:
+            predictions[qid] = related_text(rng, rng.choice(golds)) if golds else (
+                "" if rng.random() < 0.5 else random_text(rng))
+    return predictions
+
+
+def _questions(dataset):
+    return [(qa["id"], [a["text"] for a in qa["answers"]])
+            for p in dataset[0]["paragraphs"] for qa in p["qas"]]
+
+
+def test_answer_scores_equal_the_official_scripts_on_3000_random_pairs():
+    rng = random.Random(20240611)
+    for _ in range(3000):
+        prediction, gold = random_text(rng), random_text(rng)
+        if rng.random() < 0.5:
+            prediction = related_text(rng, gold)
+        assert scoring.normalize_answer(prediction) == official_normalize(prediction)
+        assert scoring.exact_match(prediction, gold) == official_exact_v2(gold, prediction)
+        assert scoring.f1(prediction, gold) == official_f1_v2(gold, prediction), (prediction, gold)
+        assert scoring.f1_v1(prediction, gold) == official_f1_v1(prediction, gold), (prediction,
+                                                                                     gold)
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_squad_and_mrqa_scores_equal_the_official_scripts(seed):
+    """30 questions per case, 100 cases (3000 questions) for each of v1.1, v2.0 and MRQA."""
+    rng = random.Random(seed)
+    dataset = random_dataset(rng, 30)
+    predictions = random_predictions(rng, dataset, missing=0.1)
+    assert scoring.squad_v1(dataset, predictions) == pytest.approx(
+        official_evaluate_v1(dataset, predictions), rel=1e-12)
+    golds = dict(_questions(dataset))
+    for skip in (True, False):
+        if skip and not predictions:
+            continue
+        assert scoring.mrqa(golds, predictions, skip_no_answer=skip) == pytest.approx(
+            official_evaluate_v1(dataset, predictions, skip_missing=skip), rel=1e-12)
+
+    dataset = random_dataset(rng, 30, unanswerable=rng.choice([0.0, 0.3, 0.6, 1.0]))
+    predictions = random_predictions(rng, dataset)
+    # Null odds on a coarse grid, so that ties test the search's stable order.
+    na_probs = {qid: rng.choice([-4.0, -2.75, -1.0, 0.0, 0.5, rng.uniform(-5, 2)])
+                for qid in predictions}
+    for probs, thresh in ((None, 1.0), (None, -2.75), (na_probs, -2.75), (na_probs, 1.0),
+                          (na_probs, rng.uniform(-5, 2))):
+        expected = official_evaluate_v2(dataset, predictions, probs, thresh)
+        result = scoring.squad_v2(dataset, predictions, probs, thresh)
+        assert list(result) == list(expected)
+        assert result == pytest.approx(expected, rel=1e-12)
