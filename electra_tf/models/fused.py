@@ -58,9 +58,11 @@ def gelu(x):
 def dropout_mask(shape, rate, seed):
     """The keep-mask of dropout: each element kept with probability 1 − rate.
 
-    Compares Philox's raw 32-bit draws with round(rate·2³²): XLA and TensorFlow's kernels
-    give the same bits for the same seed but turn them into floats differently, so a
-    float uniform would differ between them.
+    Philox's raw 32-bit draws, each split into two 16-bit numbers, compared with
+    round(rate·2¹⁶): half the random numbers of a float uniform (the dropped fraction is
+    `rate` to 2⁻¹⁷; TensorFlow's float uniform resolves 2⁻²³). Integers, because XLA and
+    TensorFlow's kernels give the same bits for the same seed but turn them into floats
+    differently, so a float uniform would differ between them.
 
     Args:
         shape: the mask's shape.
@@ -69,9 +71,13 @@ def dropout_mask(shape, rate, seed):
     Returns:
         bool tensor of `shape`.
     """
-    bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
+    shape = tf.convert_to_tensor(shape, tf.int32)
+    size = tf.reduce_prod(shape)
+    bits = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None,
                                        dtype=tf.uint32, alg=RNG_ALG)
-    return bits >= tf.constant(min(round(rate * 2.0**32), 2**32 - 1), tf.uint32)
+    draws = tf.concat([tf.bitwise.right_shift(bits, 16), tf.bitwise.bitwise_and(bits, 0xFFFF)],
+                      0)[:size]
+    return tf.reshape(draws >= round(rate * 2**16), shape)
 
 
 @tf.function(jit_compile=True)
