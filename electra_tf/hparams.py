@@ -15,9 +15,10 @@ import textwrap
 from absl import flags
 
 from electra_common import files
+from electra_tf.training import precision as precision_lib
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
 
 def check_known(values, known, what, hint=""):
@@ -95,7 +96,9 @@ class HParams:
         self.tpu_zone = None
         self.gcp_project = None
         # What we add to the original (it has no such knobs).
-        self.precision = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
+        # "float32", "mixed_bfloat16", "mixed_float16", or "auto": the fastest this
+        # hardware runs (training/precision.py), resolved when the config is built.
+        self.precision = "float32"
         self.strategy = "default"  # "default", "mirrored", "multi_worker" or "tpu"
         self.jit_compile = False  # XLA-compile the training step
         self.seed = None  # run seed (data order, masking, sampling, dropout); None: drawn once
@@ -110,6 +113,14 @@ class HParams:
         """Records the constructor arguments (for `save`) and validates."""
         self._args = {"model_name": model_name, "data_dir": data_dir, "hparams": dict(kwargs)}
         self.validate()
+        self._precision_choice = None
+        if self.precision == "auto":
+            self.precision, why = precision_lib.choose(self.use_tpu)
+            self._precision_choice = f"precision auto: {self.precision} ({why})"
+
+    def precision_line(self):
+        """What precision the run uses, and why when `auto` chose it (a log line)."""
+        return self._precision_choice or f"precision: {self.precision}"
 
     def validate(self):
         """The checks both configs need; raises `ValueError` naming the field."""

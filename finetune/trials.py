@@ -58,6 +58,7 @@ def _run_trials(config, strategy):
     print("hparams other than the defaults (all of them: the results JSON):",
           json.dumps(config.non_defaults()))
     print(config.architecture_line())
+    print(config.precision_line())
     tokenization.check_vocab(config.vocab_file, config.vocab_size)
     tokenizer = FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
     tasks = tasks_lib.get_tasks(config, tokenizer)

@@ -13,6 +13,7 @@ import math
 import keras
 from keras import ops
 
+from electra_tf.models import fused
 from electra_tf.models.numerics import ATTENTION_MASK_ADDER, truncated_normal
 
 
@@ -92,14 +93,20 @@ class SelfAttention(keras.layers.Layer):
             query = query * ops.cast(scale, "float16")
             scale = 1.0
         scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
+        if training:  # the same arithmetic as below, as one XLA kernel each way
+            probs, dropped = fused.attention_probs(scores, attention_mask, scale, self.dropout)
+            return self._context(dropped, value, batch, seq), probs
         scores = ops.cast(scores, "float32") * scale
         # [B, T, S] -> [B, 1, T, S]: one mask for every head; only keys are masked.
         mask = ops.expand_dims(ops.cast(attention_mask, "float32"), axis=1)
         probs = ops.softmax(scores + (1.0 - mask) * ATTENTION_MASK_ADDER, axis=-1)
-        dropped = self.dropout(ops.cast(probs, self.compute_dtype), training=training)
-        context = ops.transpose(ops.matmul(dropped, value), (0, 2, 1, 3))
+        return self._context(ops.cast(probs, self.compute_dtype), value, batch, seq), probs
+
+    def _context(self, probs, value, batch, seq):
+        """The heads' probability-weighted values, concatenated and projected."""
+        context = ops.transpose(ops.matmul(probs, value), (0, 2, 1, 3))
         context = ops.reshape(context, (batch, seq, self.num_attention_heads * self.head_size))
-        return self.output_dense(context), probs
+        return self.output_dense(context)
 
     def compute_output_spec(self, x, attention_mask, training=None):
         return output_and_probs_spec(x, self.num_attention_heads, self.compute_dtype)

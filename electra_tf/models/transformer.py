@@ -2,6 +2,7 @@
 
 import keras
 
+from electra_tf.models import fused
 from electra_tf.models.attention import SelfAttention, output_and_probs_spec
 from electra_tf.models.numerics import activation, layer_norm, truncated_normal
 
@@ -56,8 +57,10 @@ class TransformerLayer(keras.layers.Layer):
         self.attention_dropout = keras.layers.Dropout(self.hidden_dropout_prob, dtype=policy)
         self.attention_layer_norm = layer_norm("attention_layer_norm", policy)
         self.attention_layer_norm.build(input_shape)
+        # The activation is applied in `call`: in training, GELU as one XLA kernel.
+        self.intermediate_activation = keras.activations.get(activation(self.hidden_act))
         self.intermediate_dense = keras.layers.Dense(
-            self.intermediate_size, activation=activation(self.hidden_act),
+            self.intermediate_size,
             kernel_initializer=truncated_normal(self.initializer_range),
             name="intermediate_dense", dtype=policy)
         self.intermediate_dense.build(input_shape)
@@ -72,11 +75,22 @@ class TransformerLayer(keras.layers.Layer):
     def call(self, x, attention_mask, training=None):
         attention_output, attention_probs = self.attention(x, attention_mask,
                                                            training=training)
-        attention_output = self.attention_dropout(attention_output, training=training)
+        if training:  # the same arithmetic, its elementwise chains fused (`fused`)
+            x = fused.dropout_add_layer_norm(attention_output, x, self.attention_layer_norm,
+                                             self.attention_dropout)
+            layer_output = self.output_dense(self._intermediate(x))
+            return fused.dropout_add_layer_norm(layer_output, x, self.output_layer_norm,
+                                                self.output_dropout), attention_probs
         x = self.attention_layer_norm(attention_output + x)
-        layer_output = self.output_dense(self.intermediate_dense(x))
-        layer_output = self.output_dropout(layer_output, training=training)
+        layer_output = self.output_dense(self.intermediate_activation(self.intermediate_dense(x)))
         return self.output_layer_norm(layer_output + x), attention_probs
+
+    def _intermediate(self, x):
+        """The intermediate layer in training: the exact GELU as one XLA kernel each way."""
+        hidden = self.intermediate_dense(x)
+        if self.hidden_act == "gelu":
+            return fused.gelu(hidden)
+        return self.intermediate_activation(hidden)
 
     def compute_output_spec(self, x, attention_mask, training=None):
         return output_and_probs_spec(x, self.num_attention_heads, self.compute_dtype)

@@ -26,7 +26,9 @@ def softmax_output(logits, targets, weights, global_sum=tf.identity):
         `preds` int32 [B, N].
     """
     log_probs = tf.nn.log_softmax(logits)
-    nll = -tf.reduce_sum(log_probs * tf.one_hot(targets, tf.shape(logits)[-1]), axis=-1)
+    # The original sums log_probs · one_hot(targets): the same number (one term, + zeros)
+    # without a [.., V] one-hot tensor and its product.
+    nll = -tf.gather(log_probs, targets[..., None], batch_dims=-1)[..., 0]
     loss = tf.reduce_sum(weights * nll) / (global_sum(tf.reduce_sum(weights)) + 1e-6)
     return {"logits": logits, "probs": tf.exp(log_probs), "per_example_loss": nll,
             "loss": loss, "preds": tf.argmax(log_probs, -1, output_type=tf.int32)}

@@ -581,6 +581,7 @@ def train_or_eval(config, strategy=None, log=print, allow_changes=()):
     if config.do_train == config.do_eval:
         raise ValueError("Exactly one of do_train and do_eval must be true")
     log(non_default_hparams_line(config))
+    log(config.precision_line())
     trainer = Pretrainer(config, strategy, log, allow_changes)
     if config.do_train:
         return trainer.train()
