@@ -105,7 +105,9 @@ MEANINGS = {
     "tpu_name": "the TPU to connect to",
     "tpu_zone": "the TPU to connect to",
     "gcp_project": "the TPU to connect to",
-    "precision": '"float32", "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling)',
+    "precision": '"float32", "mixed_bfloat16", "mixed_float16" (with dynamic loss scaling) or '
+                 '"auto": the fastest this hardware runs (bfloat16 on TPUs, Ampere GPUs and '
+                 'CPUs with AVX512_BF16/AMX; logged with the reason)',
     "strategy": '"default", "mirrored" (all local GPUs), "multi_worker" (the cluster in '
                 'TF_CONFIG), "tpu"',
     "jit_compile": "compile the training step with XLA",

@@ -89,8 +89,9 @@ MEANINGS = {
     "tpu_name": "the TPU to connect to",
     "tpu_zone": "the TPU to connect to",
     "gcp_project": "the TPU to connect to",
-    "precision": '"float32", "mixed_bfloat16" or "mixed_float16" (dynamic loss scaling); '
-                 "logits, softmaxes and losses stay float32",
+    "precision": '"float32", "mixed_bfloat16", "mixed_float16" (dynamic loss scaling) or '
+                 '"auto" (the fastest this hardware runs, logged with the reason); logits, '
+                 "softmaxes and losses stay float32",
     "strategy": '"default", "mirrored" (all local GPUs), "multi_worker" (the cluster in '
                 'TF_CONFIG), "tpu"',
     "jit_compile": "compile the training step with XLA",

@@ -9,6 +9,8 @@ sums each example's own task loss (`finetune.model.combine_losses`). The QA head
 import keras
 import tensorflow as tf
 
+from electra_tf.models import fused
+
 TASK_TYPES = ("classification", "regression", "tagging")
 
 
@@ -38,7 +40,7 @@ class Head(keras.layers.Layer):
         self.task_type = task_type
         self.num_outputs = 1 if task_type == "regression" else num_outputs
         self.dropout_rate = dropout
-        self.dropout = keras.layers.Dropout(dropout)
+        self.dropout = fused.Dropout(dropout)
         # Logits in float32 under mixed precision, as every other logit in the project.
         self.dense = keras.layers.Dense(self.num_outputs, kernel_initializer="glorot_uniform",
                                         dtype="float32", name="dense")

@@ -3,6 +3,7 @@
 import keras
 import keras_hub
 
+from electra_tf.models.fused import Dropout
 from electra_tf.models.numerics import layer_norm, truncated_normal
 
 
@@ -57,7 +58,7 @@ class Embeddings(keras.layers.Layer):
             type_vocab_size, embedding_size, embeddings_initializer=truncated_normal(
                 initializer_range), name="token_type_embeddings", dtype=policy)
         self.layer_norm = layer_norm("layer_norm", policy)
-        self.dropout = keras.layers.Dropout(hidden_dropout_prob, dtype=policy)
+        self.dropout = Dropout(hidden_dropout_prob, dtype=policy)
 
     def build(self, input_ids_shape, segment_ids_shape=None):
         self.word_embeddings.build(input_ids_shape)

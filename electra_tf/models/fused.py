@@ -19,6 +19,7 @@ platform (their default algorithms differ, and so do their integer-to-float conv
 
 import math
 
+import keras
 import tensorflow as tf
 
 from electra_tf.models.numerics import ATTENTION_MASK_ADDER
@@ -144,3 +145,27 @@ def dropout_add_layer_norm(x, residual, layer_norm, dropout):
         tf.convert_to_tensor(layer_norm.beta), _seed(dropout), float(dropout.rate),
         float(layer_norm.epsilon))
 
+
+
+@tf.function(jit_compile=True)
+def _dropout(x, seed, rate):
+    kept = tf.cast(x, tf.float32) * (1.0 / (1.0 - rate))
+    return tf.cast(tf.where(dropout_mask(tf.shape(x), rate, seed), kept, 0.0), x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Dropout(keras.layers.Dropout):
+    """`keras.layers.Dropout` whose mask is `dropout_mask`'s (Philox, integer threshold):
+    the same for the same seed with and without XLA and on every platform.
+
+    Example:
+    ```python
+    dropout = Dropout(0.1, seed=1)
+    y = dropout(np.ones((2, 8), "float32"), training=True)  # zeros or 1/0.9
+    ```
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        return _dropout(inputs, _seed(self), float(self.rate))

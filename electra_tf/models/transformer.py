@@ -2,7 +2,7 @@
 
 import keras
 
-from electra_tf.models import fused
+from electra_tf.models.fused import Dropout, dropout_add_layer_norm, gelu
 from electra_tf.models.attention import SelfAttention, output_and_probs_spec
 from electra_tf.models.numerics import activation, layer_norm, truncated_normal
 
@@ -54,7 +54,7 @@ class TransformerLayer(keras.layers.Layer):
                                        self.attention_probs_dropout_prob,
                                        self.initializer_range, name="attention", dtype=policy)
         self.attention.build(input_shape)
-        self.attention_dropout = keras.layers.Dropout(self.hidden_dropout_prob, dtype=policy)
+        self.attention_dropout = Dropout(self.hidden_dropout_prob, dtype=policy)
         self.attention_layer_norm = layer_norm("attention_layer_norm", policy)
         self.attention_layer_norm.build(input_shape)
         # The activation is applied in `call`: in training, GELU as one XLA kernel.
@@ -68,7 +68,7 @@ class TransformerLayer(keras.layers.Layer):
             hidden_size, kernel_initializer=truncated_normal(self.initializer_range),
             name="output_dense", dtype=policy)
         self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
-        self.output_dropout = keras.layers.Dropout(self.hidden_dropout_prob, dtype=policy)
+        self.output_dropout = Dropout(self.hidden_dropout_prob, dtype=policy)
         self.output_layer_norm = layer_norm("output_layer_norm", policy)
         self.output_layer_norm.build(input_shape)
 
@@ -76,10 +76,10 @@ class TransformerLayer(keras.layers.Layer):
         attention_output, attention_probs = self.attention(x, attention_mask,
                                                            training=training)
         if training:  # the same arithmetic, its elementwise chains fused (`fused`)
-            x = fused.dropout_add_layer_norm(attention_output, x, self.attention_layer_norm,
+            x = dropout_add_layer_norm(attention_output, x, self.attention_layer_norm,
                                              self.attention_dropout)
             layer_output = self.output_dense(self._intermediate(x))
-            return fused.dropout_add_layer_norm(layer_output, x, self.output_layer_norm,
+            return dropout_add_layer_norm(layer_output, x, self.output_layer_norm,
                                                 self.output_dropout), attention_probs
         x = self.attention_layer_norm(attention_output + x)
         layer_output = self.output_dense(self.intermediate_activation(self.intermediate_dense(x)))
@@ -89,7 +89,7 @@ class TransformerLayer(keras.layers.Layer):
         """The intermediate layer in training: the exact GELU as one XLA kernel each way."""
         hidden = self.intermediate_dense(x)
         if self.hidden_act == "gelu":
-            return fused.gelu(hidden)
+            return gelu(hidden)
         return self.intermediate_activation(hidden)
 
     def compute_output_spec(self, x, attention_mask, training=None):

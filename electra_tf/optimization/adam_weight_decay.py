@@ -391,19 +391,35 @@ class AdamWeightDecay(tf.Module):
                             args=(self.finite_steps, finite))
 
     def _update_variable(self, variable, grad, m, v, do_update, i, lr):
-        """The original `_apply_gradients` body for one variable, in its op order."""
+        """The original `_apply_gradients` body for one variable (`_adam_step`)."""
         lr = tf.cast(lr, variable.dtype)
         if self._lr_multipliers[i] != 1.0:
             lr *= self._lr_multipliers[i]
         grad = tf.cast(tf.convert_to_tensor(grad), variable.dtype)
-        next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
-        next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
-        update = next_m / (tf.sqrt(next_v) + self.epsilon)
-        if self._decayed[i]:
-            update += self.weight_decay_rate * variable
-        return tf.group(variable.assign(_where(do_update, variable - lr * update, variable)),
+        decay = self.weight_decay_rate if self._decayed[i] else 0.0
+        new_variable, next_m, next_v = _adam_step(
+            tf.convert_to_tensor(variable), grad, tf.convert_to_tensor(m),
+            tf.convert_to_tensor(v), lr, self.beta_1, self.beta_2, self.epsilon, decay)
+        return tf.group(variable.assign(_where(do_update, new_variable, variable)),
                         m.assign(_where(do_update, next_m, m)),
                         v.assign(_where(do_update, next_v, v)))
+
+
+# One XLA kernel per variable instead of ~12 TensorFlow ops, each a pass over the
+# variable: on CPU the update of ELECTRA-Small's 17M parameters cost ~8% of a step op by op.
+@tf.function(jit_compile=True)
+def _adam_step(variable, grad, m, v, lr, beta_1, beta_2, epsilon, weight_decay_rate):
+    """The original's AdamWeightDecay arithmetic, in its op order (no bias correction).
+
+    Returns:
+        (new variable, next m, next v).
+    """
+    next_m = beta_1 * m + (1.0 - beta_1) * grad
+    next_v = beta_2 * v + (1.0 - beta_2) * tf.square(grad)
+    update = next_m / (tf.sqrt(next_v) + epsilon)
+    if weight_decay_rate:
+        update += weight_decay_rate * variable
+    return variable - lr * update, next_m, next_v
 
 
 def _dense(grads):

@@ -67,9 +67,6 @@ def test_an_xla_fine_tuning_step_equals_the_eager_step(data_dir):
     assert_same_steps(run_steps(data_dir, jit_compile=True, dropout=False), eager)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Keras Dropout draws other masks under XLA (its RNG lets XLA pick the algorithm): the "
-    "project's Philox dropout layer is to make this pass"))
 def test_an_xla_fine_tuning_step_with_dropout_equals_the_eager_step(data_dir):
     eager = run_steps(data_dir, jit_compile=False, dropout=True)
     assert_same_steps(run_steps(data_dir, jit_compile=True, dropout=True), eager)

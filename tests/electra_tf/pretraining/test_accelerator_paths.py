@@ -83,9 +83,6 @@ def test_an_xla_step_equals_the_eager_step(data_dir, eager):
         assert_weights_close(state, expected)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Keras Dropout draws other masks under XLA (its RNG lets XLA pick the algorithm): the "
-    "project's Philox dropout layer is to make this pass"))
 def test_an_xla_step_with_dropout_equals_the_eager_step(data_dir):
     """With dropout on, XLA draws the same masking, sampling and dropout masks."""
     eager = run_steps(data_dir, "dropout-eager", dropout=0.1)
