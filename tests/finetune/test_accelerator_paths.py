@@ -7,7 +7,6 @@ reorders float32 sums (relative error ~ n·2^-24, n the longest sum).
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from finetune import records, tasks as tasks_lib, trainer
