@@ -77,12 +77,13 @@ class TransformerLayer(keras.layers.Layer):
                                                            training=training)
         if training:  # the same arithmetic, its elementwise chains fused (`fused`)
             x = dropout_add_layer_norm(attention_output, x, self.attention_layer_norm,
-                                             self.attention_dropout)
+                                       self.attention_dropout)
             layer_output = self.output_dense(self._intermediate(x))
             return dropout_add_layer_norm(layer_output, x, self.output_layer_norm,
-                                                self.output_dropout), attention_probs
+                                          self.output_dropout), attention_probs
         x = self.attention_layer_norm(attention_output + x)
-        layer_output = self.output_dense(self.intermediate_activation(self.intermediate_dense(x)))
+        layer_output = self.output_dense(
+            self.intermediate_activation(self.intermediate_dense(x)))
         return self.output_layer_norm(layer_output + x), attention_probs
 
     def _intermediate(self, x):
