@@ -12,9 +12,10 @@ from TensorFlow's kernels by float32 rounding only (tests/electra_tf/models/test
 Only training calls them: inference, and therefore every exported SavedModel, keeps plain
 TensorFlow ops, which every TF Serving build runs.
 
-Dropout here draws 32-bit integers with Philox explicitly and compares them with an integer
-threshold: XLA and TensorFlow's kernels then give the same mask for the same seed on every
-platform (their default algorithms differ, and so do their integer-to-float conversions).
+Dropout here draws integers with Philox explicitly and compares 16-bit halves of them with an
+integer threshold (`dropout_mask`): XLA and TensorFlow's kernels then give the same mask for
+the same seed on every platform (their default algorithms differ, and so do their
+integer-to-float conversions). `Dropout` is the layer of the models and heads that does so.
 """
 
 import math
@@ -146,7 +147,6 @@ def dropout_add_layer_norm(x, residual, layer_norm, dropout):
         float(layer_norm.epsilon))
 
 
-
 @tf.function(jit_compile=True)
 def _dropout(x, seed, rate):
     kept = tf.cast(x, tf.float32) * (1.0 / (1.0 - rate))
@@ -166,6 +166,9 @@ class Dropout(keras.layers.Dropout):
     """
 
     def call(self, inputs, training=False):
+        if self.noise_shape is not None:
+            raise ValueError(f"{self.name}: noise_shape is not supported (one mask element "
+                             "per input element)")
         if not training or self.rate == 0:
             return inputs
         return _dropout(inputs, _seed(self), float(self.rate))

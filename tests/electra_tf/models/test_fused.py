@@ -122,3 +122,27 @@ def test_attention_probabilities_in_training_equal_inference_without_dropout():
     np.testing.assert_allclose(probs_train, probs_infer, atol=1e-7)
     np.testing.assert_allclose(out_train, out_infer, atol=1e-6)
     assert float(tf.reduce_max(probs_train[0, :, :, 3:])) < 1e-4, "padded keys masked"
+
+
+def test_the_dropout_layer_is_keras_dropout_with_philox_masks():
+    dropout = fused.Dropout(0.5, seed=3)
+    x = np.ones((4, 256), "float32")
+    assert np.array_equal(dropout(x, training=False), x)
+    y = dropout(x, training=True).numpy()
+    assert set(np.unique(y)) == {0.0, 2.0}
+    assert 0.4 < (y == 0).mean() < 0.6
+    assert not np.array_equal(y, dropout(x, training=True)), "a new mask per call"
+    with pytest.raises(ValueError, match="noise_shape"):
+        fused.Dropout(0.5, noise_shape=(1, 256))(x, training=True)
+
+
+def test_dropout_mask_is_philox_bits_halves_against_the_threshold():
+    """A NumPy transcription of Philox-4x32-10 gives the mask: the algorithm is pinned (the
+    default, `auto_select`, may choose another one on GPU or TPU)."""
+    from tests.electra_tf.pretraining.test_objective import philox_bits  # noqa: PLC0415
+
+    seed, rate, shape = (21, 22), 0.3, (3, 7)
+    bits = np.array(philox_bits(11, seed), dtype=np.uint64)
+    halves = np.concatenate([bits >> 16, bits & 0xFFFF])[:21]
+    expected = (halves >= round(rate * 2**16)).reshape(shape)
+    np.testing.assert_array_equal(fused.dropout_mask(shape, rate, tf.constant(seed)), expected)
