@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.models import fused
+from electra_tf.models.dense import Dense
 
 TASK_TYPES = ("classification", "regression", "tagging")
 
@@ -42,7 +43,7 @@ class Head(keras.layers.Layer):
         self.dropout_rate = dropout
         self.dropout = fused.Dropout(dropout)
         # Logits in float32 under mixed precision, as every other logit in the project.
-        self.dense = keras.layers.Dense(self.num_outputs, kernel_initializer="glorot_uniform",
+        self.dense = Dense(self.num_outputs, kernel_initializer="glorot_uniform",
                                         dtype="float32", name="dense")
 
     def logits(self, encoder_outputs, positions=None, training=False):

@@ -13,6 +13,7 @@ import math
 import keras
 from keras import ops
 
+from electra_tf.models.dense import Dense
 from electra_tf.models.fused import Dropout, attention_probs
 from electra_tf.models.numerics import ATTENTION_MASK_ADDER, truncated_normal
 
@@ -65,7 +66,7 @@ class SelfAttention(keras.layers.Layer):
         self.head_size = hidden_size // self.num_attention_heads
 
         def dense(name):
-            layer = keras.layers.Dense(
+            layer = Dense(
                 hidden_size, kernel_initializer=truncated_normal(self.initializer_range),
                 name=name, dtype=self.dtype_policy)
             layer.build(input_shape)

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from electra_tf.models.dense import Dense
 from electra_tf.models.embeddings import Embeddings
 from electra_tf.models.transformer import TransformerLayer
 
@@ -83,7 +84,7 @@ class Encoder(keras.Model):
         embeddings_project = None
         if embeddings.embedding_size != hidden_size:
             # No initializer in the original: the TF1 default, Glorot-uniform.
-            embeddings_project = keras.layers.Dense(
+            embeddings_project = Dense(
                 hidden_size, kernel_initializer="glorot_uniform", dtype=dtype,
                 name="embeddings_project")
             x = embeddings_project(x)

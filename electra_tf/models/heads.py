@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from electra_tf.models.dense import Dense
 from electra_tf.models.numerics import activation, layer_norm, truncated_normal
 
 
@@ -32,7 +33,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.word_embeddings = word_embeddings
         self.hidden_act = hidden_act
         self.initializer_range = initializer_range
-        self.dense = keras.layers.Dense(
+        self.dense = Dense(
             word_embeddings.output_dim, activation=activation(hidden_act),
             kernel_initializer=truncated_normal(initializer_range), name="dense",
             dtype=self.dtype_policy)
@@ -73,11 +74,11 @@ class DiscriminatorHead(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.hidden_act = hidden_act
         self.initializer_range = initializer_range
-        self.dense = keras.layers.Dense(
+        self.dense = Dense(
             hidden_size, activation=activation(hidden_act),
             kernel_initializer=truncated_normal(initializer_range), dtype=self.dtype_policy,
             name="dense")
-        self.dense_1 = keras.layers.Dense(1, dtype="float32", name="dense_1")
+        self.dense_1 = Dense(1, dtype="float32", name="dense_1")
 
     def build(self, input_shape):
         self.dense.build(input_shape)

@@ -7,12 +7,17 @@ LAYER_NORM_EPSILON = 1e-12
 ATTENTION_MASK_ADDER = -10000.0
 
 
+def exact_gelu(x):
+    """The original's GELU: x·Φ(x) with the exact erf, not the tanh approximation."""
+    return keras.activations.gelu(x, approximate=False)
+
+
 def activation(name):
     """The original's `get_activation`: "gelu" is the exact erf form, not the tanh one."""
     if name in (None, "", "linear"):
         return None
     if name == "gelu":
-        return lambda x: keras.activations.gelu(x, approximate=False)
+        return exact_gelu
     if name in ("relu", "tanh"):
         return name
     raise ValueError(f"Unsupported hidden_act {name!r}: expected gelu, relu, tanh or linear")

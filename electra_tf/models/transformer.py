@@ -2,8 +2,9 @@
 
 import keras
 
-from electra_tf.models.fused import Dropout, dropout_add_layer_norm, gelu
 from electra_tf.models.attention import SelfAttention, output_and_probs_spec
+from electra_tf.models.dense import Dense
+from electra_tf.models.fused import Dropout, dropout_add_layer_norm
 from electra_tf.models.numerics import activation, layer_norm, truncated_normal
 
 
@@ -57,14 +58,12 @@ class TransformerLayer(keras.layers.Layer):
         self.attention_dropout = Dropout(self.hidden_dropout_prob, dtype=policy)
         self.attention_layer_norm = layer_norm("attention_layer_norm", policy)
         self.attention_layer_norm.build(input_shape)
-        # The activation is applied in `call`: in training, GELU as one XLA kernel.
-        self.intermediate_activation = keras.activations.get(activation(self.hidden_act))
-        self.intermediate_dense = keras.layers.Dense(
-            self.intermediate_size,
+        self.intermediate_dense = Dense(
+            self.intermediate_size, activation=activation(self.hidden_act),
             kernel_initializer=truncated_normal(self.initializer_range),
             name="intermediate_dense", dtype=policy)
         self.intermediate_dense.build(input_shape)
-        self.output_dense = keras.layers.Dense(
+        self.output_dense = Dense(
             hidden_size, kernel_initializer=truncated_normal(self.initializer_range),
             name="output_dense", dtype=policy)
         self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
@@ -78,20 +77,12 @@ class TransformerLayer(keras.layers.Layer):
         if training:  # the same arithmetic, its elementwise chains fused (`fused`)
             x = dropout_add_layer_norm(attention_output, x, self.attention_layer_norm,
                                        self.attention_dropout)
-            layer_output = self.output_dense(self._intermediate(x))
+            layer_output = self.output_dense(self.intermediate_dense(x, training=True))
             return dropout_add_layer_norm(layer_output, x, self.output_layer_norm,
                                           self.output_dropout), attention_probs
         x = self.attention_layer_norm(attention_output + x)
-        layer_output = self.output_dense(
-            self.intermediate_activation(self.intermediate_dense(x)))
+        layer_output = self.output_dense(self.intermediate_dense(x))
         return self.output_layer_norm(layer_output + x), attention_probs
-
-    def _intermediate(self, x):
-        """The intermediate layer in training: the exact GELU as one XLA kernel each way."""
-        hidden = self.intermediate_dense(x)
-        if self.hidden_act == "gelu":
-            return gelu(hidden)
-        return self.intermediate_activation(hidden)
 
     def compute_output_spec(self, x, attention_mask, training=None):
         return output_and_probs_spec(x, self.num_attention_heads, self.compute_dtype)

@@ -17,6 +17,7 @@ the compute dtype.
 import keras
 import tensorflow as tf
 
+from electra_tf.models.dense import Dense
 from electra_tf.models.numerics import activation
 from finetune.heads import classification_losses
 
@@ -32,7 +33,7 @@ def answer_mask(input_mask, segment_ids):
 
 def _dense(units, name, act=None, dtype="float32"):
     # No initializer in the original: the TF1 default, Glorot-uniform, and zero biases.
-    return keras.layers.Dense(units, activation=activation(act) if act else None,
+    return Dense(units, activation=activation(act) if act else None,
                               kernel_initializer="glorot_uniform", bias_initializer="zeros",
                               dtype=dtype, name=name)
 

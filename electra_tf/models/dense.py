@@ -1,0 +1,54 @@
+"""`Dense`: Keras' dense layer; in inference one 2-D MatMul → BiasAdd → activation.
+
+Written here because Keras' `Dense` multiplies a [batch, seq, width] input through
+`tensordot` (a dozen shape ops around its MatMul) and adds the bias with AddV2, and
+TensorFlow's graph optimiser (grappler's remapper) fuses MatMul → BiasAdd → activation
+(ReLU, tanh, the exact or tanh GELU, ...) into one oneDNN call only when they follow each
+other on a matrix. A short request spends much of its time in such small ops
+(docs/benchmarks.md). The products and sums are Keras'; a fused GELU is evaluated by oneDNN,
+whose erf differs from TensorFlow's by float32 rounding.
+
+Training keeps Keras' products, and its exact GELU is `fused.gelu` (one XLA kernel each way).
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from electra_tf.models import fused, numerics
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Dense(keras.layers.Dense):
+    """`keras.layers.Dense` (same arguments, variables and outputs), computed on a matrix.
+
+    Example:
+    ```python
+    dense = Dense(4, activation=numerics.activation("gelu"))
+    y = dense(np.ones((2, 3, 8), "float32"))   # (2, 3, 4)
+    ```
+    """
+
+    def call(self, inputs, training=None):
+        if self.lora_enabled or self.quantization_mode:
+            return super().call(inputs, training=training)
+        if training:
+            # Keras' products: the MatMul → BiasAdd chain measured 3% slower in a
+            # mixed_bfloat16 training step, and no faster in float32.
+            y = ops.add(ops.matmul(inputs, self.kernel), self.bias) if self.use_bias else (
+                ops.matmul(inputs, self.kernel))
+            if self.activation is numerics.exact_gelu:
+                return fused.gelu(y)
+            return y if self.activation is None else self.activation(y)
+        inputs = tf.convert_to_tensor(inputs)
+        x = tf.reshape(inputs, [-1, inputs.shape[-1]]) if inputs.shape.rank != 2 else inputs
+        y = tf.matmul(x, tf.cast(self.kernel, self.compute_dtype))
+        if self.use_bias:
+            y = tf.nn.bias_add(y, tf.cast(self.bias, self.compute_dtype))
+        if self.activation is not None:
+            y = self.activation(y)
+        if inputs.shape.rank == 2:
+            return y
+        y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
+        y.set_shape(inputs.shape[:-1].concatenate([self.units]))
+        return y
