@@ -15,7 +15,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from electra_tf.models import fused, numerics
+from electra_tf.models.fused import gelu
+from electra_tf.models.numerics import exact_gelu
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -24,7 +25,7 @@ class Dense(keras.layers.Dense):
 
     Example:
     ```python
-    dense = Dense(4, activation=numerics.activation("gelu"))
+    dense = Dense(4, activation=exact_gelu)
     y = dense(np.ones((2, 3, 8), "float32"))   # (2, 3, 4)
     ```
     """
@@ -37,8 +38,8 @@ class Dense(keras.layers.Dense):
             # mixed_bfloat16 training step, and no faster in float32.
             y = ops.add(ops.matmul(inputs, self.kernel), self.bias) if self.use_bias else (
                 ops.matmul(inputs, self.kernel))
-            if self.activation is numerics.exact_gelu:
-                return fused.gelu(y)
+            if self.activation is exact_gelu:
+                return gelu(y)
             return y if self.activation is None else self.activation(y)
         inputs = tf.convert_to_tensor(inputs)
         x = tf.reshape(inputs, [-1, inputs.shape[-1]]) if inputs.shape.rank != 2 else inputs

@@ -47,21 +47,24 @@ def test_the_dataset_is_the_tasks_featurisation(data):
 
 
 def test_fit_learns_sst_from_the_pretrained_encoder_and_the_keras_file_reloads(data, tmp_path):
+    # The global seed first: the shuffle's order depends on it and on `shuffle_seed`.
+    keras.utils.set_random_seed(1)
     sst = get_task(data, "sst", learning_rate=3e-3)
     train = keras_task.task_dataset(sst, "train", 32, shuffle_seed=1)
     dev = keras_task.task_dataset(sst, "dev", 32)
-    keras.utils.set_random_seed(1)
     model = keras_task.task_model(str(data / "models" / "tiny"), sst,
-                                  num_train_steps=3 * int(train.cardinality()))
+                                  num_train_steps=5 * int(train.cardinality()))
     expected = checkpoints.read_checkpoint(TINY_CHECKPOINT)
     for name, mapped in checkpoints.encoder_variable_map(model.encoder).items():
         np.testing.assert_array_equal(np.reshape(mapped.variable.numpy(), mapped.original_shape),
                                       expected[name], err_msg=name)
     before = model.evaluate(dev, verbose=0, return_dict=True)
-    model.fit(train, epochs=3, verbose=0)
+    model.fit(train, epochs=5, verbose=0)
     after = model.evaluate(dev, verbose=0, return_dict=True)
-    # Measured: accuracy 0.53 -> 0.69, loss 0.80 -> 0.67.
-    assert after["loss"] < before["loss"] and after["accuracy"] >= before["accuracy"] + 0.1
+    # Measured with seeds 1, 2, 3: accuracy 0.47-0.53 -> 0.80-0.98, loss 0.80-0.95 -> 0.08-0.48
+    # (after 3 epochs the accuracy still depended on the seed: 0.48-0.64).
+    assert after["loss"] < 0.75 * before["loss"]
+    assert after["accuracy"] >= before["accuracy"] + 0.2
     model.save(tmp_path / "sst.keras")
     reloaded = keras.models.load_model(tmp_path / "sst.keras")
     inputs = next(iter(dev))[0]
@@ -70,9 +73,9 @@ def test_fit_learns_sst_from_the_pretrained_encoder_and_the_keras_file_reloads(d
 
 
 def test_fit_lowers_the_regression_loss(data):
+    keras.utils.set_random_seed(1)
     sts = get_task(data, "sts", learning_rate=3e-3)
     train = keras_task.task_dataset(sts, "train", 32, shuffle_seed=1)
-    keras.utils.set_random_seed(1)
     model = keras_task.task_model(str(data / "models" / "tiny"), sts)
     losses = model.fit(train, epochs=2, verbose=0).history["loss"]
     assert losses[1] < losses[0] and sorted(model.get_metrics_result()) == ["loss", "pearson"]
