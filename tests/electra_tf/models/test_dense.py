@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.models import numerics
-from electra_tf.models.dense import Dense
+from electra_tf.models.dense import Dense, add_bias
 
 
 def pair(activation, units=6, width=8):
@@ -70,3 +70,20 @@ def test_mixed_precision_computes_in_the_compute_dtype():
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert y.dtype == tf.bfloat16 and layer.kernel.dtype == "float32"
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float32", 1e-6), ("bfloat16", 2 ** -8)])
+def test_the_bias_gradient_is_the_sum_of_the_output_gradient_rows(dtype, rtol):
+    rng = np.random.default_rng(3)
+    y = tf.constant(rng.normal(size=(3, 5, 4)), dtype)
+    bias = tf.constant(rng.normal(size=(4,)), dtype)
+    weights = rng.normal(size=(3, 5, 4))
+    with tf.GradientTape() as tape:
+        tape.watch([y, bias])
+        out = add_bias(y, bias)
+        loss = tf.reduce_sum(tf.cast(out, "float64") * weights)
+    dy, dbias = tape.gradient(loss, [y, bias])
+    np.testing.assert_allclose(tf.cast(out, "float64"), tf.cast(y + bias, "float64"))
+    np.testing.assert_allclose(tf.cast(dy, "float64"), weights, rtol=rtol)
+    np.testing.assert_allclose(tf.cast(dbias, "float64"), weights.sum(axis=(0, 1)),
+                               rtol=4 * rtol, atol=4 * rtol)
