@@ -62,17 +62,17 @@ class Dense(keras.layers.Dense):
             y = ops.matmul(inputs, self.kernel)
             if self.use_bias:
                 y = add_bias(y, tf.cast(self.bias, self.compute_dtype))
-            if self.activation is exact_gelu:
-                return gelu(y)
-            return y if self.activation is None else self.activation(y)
-        inputs = tf.convert_to_tensor(inputs)
-        x = tf.reshape(inputs, [-1, inputs.shape[-1]]) if inputs.shape.rank != 2 else inputs
-        y = tf.matmul(x, tf.cast(self.kernel, self.compute_dtype))
-        if self.use_bias:
-            y = tf.nn.bias_add(y, tf.cast(self.bias, self.compute_dtype))
-        if self.activation is not None:
+        else:
+            inputs = tf.convert_to_tensor(inputs)
+            x = tf.reshape(inputs, [-1, inputs.shape[-1]]) if inputs.shape.rank != 2 else inputs
+            y = tf.matmul(x, tf.cast(self.kernel, self.compute_dtype))
+            if self.use_bias:
+                y = tf.nn.bias_add(y, tf.cast(self.bias, self.compute_dtype))
+        if training and self.activation is exact_gelu:
+            y = gelu(y)
+        elif self.activation is not None:
             y = self.activation(y)
-        if inputs.shape.rank == 2:
+        if training or inputs.shape.rank == 2:
             return y
         y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
         y.set_shape(inputs.shape[:-1].concatenate([self.units]))
