@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -29,6 +30,17 @@ def pytest_collection_modifyitems(items):
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the order within each file is kept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _library_temporary_files_under_basetemp(tmp_path_factory):
+    """Temporary files that libraries make in this process go under pytest's basetemp
+    (which pytest prunes) instead of /tmp: tensorflow-datasets makes a directory per
+    dataset builder (`DatasetInfo.initialize_from_bucket`) and never removes it."""
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tempfile"))
+    yield
+    tempfile.tempdir = previous
 
 
 @pytest.fixture(scope="session")

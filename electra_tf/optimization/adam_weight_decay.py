@@ -396,18 +396,41 @@ class AdamWeightDecay(tf.Module):
         if self._lr_multipliers[i] != 1.0:
             lr *= self._lr_multipliers[i]
         grad = tf.cast(tf.convert_to_tensor(grad), variable.dtype)
-        decay = self.weight_decay_rate if self._decayed[i] else 0.0
-        new_variable, next_m, next_v = _adam_step(
-            tf.convert_to_tensor(variable), grad, tf.convert_to_tensor(m),
-            tf.convert_to_tensor(v), lr, self.beta_1, self.beta_2, self.epsilon, decay)
-        return tf.group(variable.assign(_where(do_update, new_variable, variable)),
-                        m.assign(_where(do_update, next_m, m)),
-                        v.assign(_where(do_update, next_v, v)))
+        hyper = (self.beta_1, self.beta_2, self.epsilon,
+                 self.weight_decay_rate if self._decayed[i] else 0.0)
+        if isinstance(variable, tf.distribute.DistributedValues):
+            # A TPU replica context hands over the distributed variable, which only the
+            # strategy assigns (and the whole step is one XLA computation there anyway).
+            new = _adam_step(*map(tf.convert_to_tensor, (variable, grad, m, v)), lr, *hyper)
+            return tf.group([slot.assign(_where(do_update, value, slot))
+                             for slot, value in zip((variable, m, v), new)])
+        # Mirrored-style strategies hand over one device's copy of the variable, and the
+        # slots whole: their copies on that device are the ones to update.
+        m, v = ([c for c in slot.values if c.device == variable.device][0]
+                if isinstance(slot, tf.distribute.DistributedValues) else slot
+                for slot in (m, v))
+        return _adam_step_in_place(variable.handle, grad, m.handle, v.handle, lr,
+                                   None if do_update is True else do_update, hyper)
 
 
 # One XLA kernel per variable instead of ~12 TensorFlow ops, each a pass over the
-# variable: on CPU the update of ELECTRA-Small's 17M parameters cost ~8% of a step op by op.
+# variable: on CPU the update of ELECTRA-Small's 17M parameters cost ~8% of a step op by
+# op. It assigns in place (XLA reuses the variables' buffers): returning the new values to
+# assign them took 0.2 GB more peak memory in float32 ELECTRA-Small pretraining
+# (docs/benchmarks.md). It takes resource handles, not variables: with variables as its
+# arguments, a trace made for one optimizer's variables was reused for another's after the
+# first were deleted, and failed.
 @tf.function(jit_compile=True)
+def _adam_step_in_place(variable, grad, m, v, lr, do_update, hyper):
+    """`_adam_step` on the variables (of `grad`'s dtype) whose handles are `variable`,
+    `m` and `v`, assigned unless `do_update` (None: always) is False."""
+    old = [tf.raw_ops.ReadVariableOp(resource=x, dtype=grad.dtype) for x in (variable, m, v)]
+    for target, value, previous in zip((variable, m, v), _adam_step(
+            old[0], grad, old[1], old[2], lr, *hyper), old):
+        tf.raw_ops.AssignVariableOp(resource=target, value=value if do_update is None
+                                    else tf.where(do_update, value, previous))
+
+
 def _adam_step(variable, grad, m, v, lr, beta_1, beta_2, epsilon, weight_decay_rate):
     """The original's AdamWeightDecay arithmetic, in its op order (no bias correction).
 

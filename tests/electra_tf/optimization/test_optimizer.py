@@ -519,26 +519,33 @@ SPARSE_MIRRORED = textwrap.dedent("""
         for _ in range(4):
             for ib, yb in batches:
                 step(ib, yb)
+        # Each device's copy of every weight and Adam slot must have had the same update.
+        state = [v.value for v in variables] + list(optimizer.slot_variables().values())
+        copies = [getattr(v, "values", (v,)) for v in state]
+        spread = max(float(np.max(np.abs(c.numpy() - each[0].numpy())))
+                     for each in copies for c in each)
         return [v.numpy() for v in variables], optimizer.original_state()[0], \\
-            float(optimizer.loss_scale.numpy())
+            float(optimizer.loss_scale.numpy()), spread
 
     one = run(tf.distribute.get_strategy())
     two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     print(one[1], two[1], one[2], two[2], float(np.max(np.abs(one[0][-1] - 1.0))),
-          max(float(np.max(np.abs(a - b))) for a, b in zip(one[0], two[0])))
+          max(float(np.max(np.abs(a - b))) for a, b in zip(one[0], two[0])), two[3])
 """)
 
 
 def test_mirrored_sparse_unused_and_loss_scaled_step_equals_one_device():
     """IndexedSlices gradients, a variable without a gradient, dynamic loss scaling: under
-    MirroredStrategy the same updates as on one device; the unused variable stays put."""
+    MirroredStrategy the same updates as on one device, on each device's copy; the unused
+    variable stays put."""
     result = subprocess.run([sys.executable, "-c", SPARSE_MIRRORED], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    steps_one, steps_two, scale_one, scale_two, unused_moved, diff = \
-        result.stdout.split()[-6:]
+    steps_one, steps_two, scale_one, scale_two, unused_moved, diff, spread = \
+        result.stdout.split()[-7:]
     assert steps_one == steps_two == "4" and scale_one == scale_two
     assert float(unused_moved) == 0.0 and float(diff) < 1e-6, result.stdout
+    assert float(spread) == 0.0, f"the devices' copies differ by {spread}"
 
 
 def test_building_inside_a_strategy_at_the_first_update_is_refused():
