@@ -34,13 +34,19 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session", autouse=True)
 def _library_temporary_files_under_basetemp(tmp_path_factory):
-    """Temporary files that libraries make in this process go under pytest's basetemp
-    (which pytest prunes) instead of /tmp: tensorflow-datasets makes a directory per
-    dataset builder (`DatasetInfo.initialize_from_bucket`) and never removes it."""
-    previous = tempfile.tempdir
-    tempfile.tempdir = str(tmp_path_factory.mktemp("tempfile"))
+    """Temporary files that libraries make, in this process and in the processes tests
+    start, go under pytest's basetemp (which pytest prunes) instead of /tmp:
+    tensorflow-datasets makes a directory per dataset builder
+    (`DatasetInfo.initialize_from_bucket`) and never removes it."""
+    directory = str(tmp_path_factory.mktemp("tempfile"))
+    previous = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = directory, directory
     yield
-    tempfile.tempdir = previous
+    tempfile.tempdir = previous[0]
+    if previous[1] is None:
+        os.environ.pop("TMPDIR")
+    else:
+        os.environ["TMPDIR"] = previous[1]
 
 
 @pytest.fixture(scope="session")

@@ -56,19 +56,15 @@ def run_python(path, tmp_path):
 
 
 def env(tmp_path):
-    """`python` is this interpreter; the repository is importable; temporary files that
-    libraries make (tensorflow-datasets leaves a directory per dataset builder) go under
-    `tmp_path`, not /tmp."""
+    """`python` is this interpreter; the repository is importable."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (tmp_path / "tmp").mkdir(exist_ok=True)
     wrapper = bin_dir / "python"
     if not wrapper.exists():  # not a symlink: through one, Python would not find its venv
         wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
         wrapper.chmod(0o755)
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
-            "TMPDIR": str(tmp_path / "tmp")}
+            "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def run_shell(path, tmp_path):

@@ -409,8 +409,8 @@ class AdamWeightDecay(tf.Module):
         m, v = ([c for c in slot.values if c.device == variable.device][0]
                 if isinstance(slot, tf.distribute.DistributedValues) else slot
                 for slot in (m, v))
-        return _adam_step_in_place(variable.handle, grad, m.handle, v.handle, lr,
-                                   None if do_update is True else do_update, hyper)
+        return _adam_step_in_place(variable.handle, grad, m.handle, v.handle, lr, do_update,
+                                   hyper)
 
 
 # One XLA kernel per variable instead of ~12 TensorFlow ops, each a pass over the
@@ -423,12 +423,11 @@ class AdamWeightDecay(tf.Module):
 @tf.function(jit_compile=True)
 def _adam_step_in_place(variable, grad, m, v, lr, do_update, hyper):
     """`_adam_step` on the variables (of `grad`'s dtype) whose handles are `variable`,
-    `m` and `v`, assigned unless `do_update` (None: always) is False."""
+    `m` and `v`, assigned unless `do_update` (True or a bool scalar) is False."""
     old = [tf.raw_ops.ReadVariableOp(resource=x, dtype=grad.dtype) for x in (variable, m, v)]
     for target, value, previous in zip((variable, m, v), _adam_step(
             old[0], grad, old[1], old[2], lr, *hyper), old):
-        tf.raw_ops.AssignVariableOp(resource=target, value=value if do_update is None
-                                    else tf.where(do_update, value, previous))
+        tf.raw_ops.AssignVariableOp(resource=target, value=_where(do_update, value, previous))
 
 
 def _adam_step(variable, grad, m, v, lr, beta_1, beta_2, epsilon, weight_decay_rate):
