@@ -39,14 +39,10 @@ def _library_temporary_files_under_basetemp(tmp_path_factory):
     tensorflow-datasets makes a directory per dataset builder
     (`DatasetInfo.initialize_from_bucket`) and never removes it."""
     directory = str(tmp_path_factory.mktemp("tempfile"))
-    previous = tempfile.tempdir, os.environ.get("TMPDIR")
-    tempfile.tempdir, os.environ["TMPDIR"] = directory, directory
-    yield
-    tempfile.tempdir = previous[0]
-    if previous[1] is None:
-        os.environ.pop("TMPDIR")
-    else:
-        os.environ["TMPDIR"] = previous[1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", directory)
+        patch.setenv("TMPDIR", directory)
+        yield
 
 
 @pytest.fixture(scope="session")
