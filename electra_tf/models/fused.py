@@ -12,10 +12,11 @@ from TensorFlow's kernels by float32 rounding only (tests/electra_tf/models/test
 Only training calls them: inference, and therefore every exported SavedModel, keeps plain
 TensorFlow ops, which every TF Serving build runs.
 
-Dropout here draws integers with Philox explicitly and compares 16-bit halves of them with an
-integer threshold (`dropout_mask`): XLA and TensorFlow's kernels then give the same mask for
-the same seed on every platform (their default algorithms differ, and so do their
-integer-to-float conversions). `Dropout` is the layer of the models and heads that does so.
+Dropout here draws integers with Philox explicitly (`philox.random_bits`: TensorFlow's bits,
+one XLA pass on CPU) and compares 16-bit halves of them with an integer threshold
+(`dropout_mask`): XLA and TensorFlow's kernels then give the same mask for the same seed on
+every platform (their default algorithms differ, and so do their integer-to-float
+conversions). `Dropout` is the layer of the models and heads that does so.
 """
 
 import math
@@ -23,9 +24,9 @@ import math
 import keras
 import tensorflow as tf
 
+from electra_tf.models.philox import random_bits
 from electra_tf.models.numerics import ATTENTION_MASK_ADDER
 
-RNG_ALG = "philox"
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -75,8 +76,7 @@ def dropout_mask(shape, rate, seed):
     """
     shape = tf.convert_to_tensor(shape, tf.int32)
     size = tf.reduce_prod(shape)
-    bits = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None,
-                                       dtype=tf.uint32, alg=RNG_ALG)
+    bits = random_bits((size + 1) // 2, seed)
     draws = tf.concat([tf.bitwise.right_shift(bits, 16), tf.bitwise.bitwise_and(bits, 0xFFFF)],
                       0)[:size]
     return tf.reshape(draws >= round(rate * 2**16), shape)
