@@ -24,8 +24,8 @@ import math
 import keras
 import tensorflow as tf
 
-from electra_tf.models.philox import random_bits
 from electra_tf.models.numerics import ATTENTION_MASK_ADDER
+from electra_tf.models.philox import random_bits
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)

@@ -17,6 +17,9 @@ import functools
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla as tf2xla
 
+# The counter-based algorithm of every draw of the project. TF's default, "auto_select",
+# lets each device and XLA pick its own, so the same seed draws other numbers under
+# `jit_compile` or on TPU.
 RNG_ALG = "philox"
 # Philox-4x32's multipliers and key increments (Salmon et al., "Parallel random numbers:
 # as easy as 1, 2, 3", 2011), as TensorFlow's `random::PhiloxRandom` uses them.

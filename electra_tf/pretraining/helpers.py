@@ -9,11 +9,10 @@ import dataclasses
 
 import tensorflow as tf
 
+from electra_tf.models.philox import RNG_ALG
+
 # BERT vocabulary ids of the special tokens; `special_ids(vocab)` reads them from a vocab.
 SPECIAL_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
-# The counter-based algorithm of every draw. TF's default, "auto_select", lets each device
-# and XLA pick its own, so the same seed draws other numbers under `jit_compile` or on TPU.
-RNG_ALG = "philox"
 
 
 @dataclasses.dataclass
