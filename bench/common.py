@@ -27,7 +27,8 @@ COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
 
 
 def cpu_line():
-    """The CPU model, the flags of `CPU_FLAGS` it has, and the cores this process may use."""
+    """The CPU model, which flags of `CPU_FLAGS` it has and lacks, and the cores this process
+    may use."""
     model, flags = platform.processor() or platform.machine(), set()
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -38,7 +39,9 @@ def cpu_line():
                 elif key.strip() == "flags":
                     flags = set(value.split())
     present = [flag for flag in CPU_FLAGS if flag in flags]
-    return f"{model}, {cpu_cores()} cores, flags: {' '.join(present) or 'none of CPU_FLAGS'}"
+    absent = [flag for flag in CPU_FLAGS if flag not in flags]
+    return (f"{model}, {cpu_cores()} cores, flags: {' '.join(present) or 'none of CPU_FLAGS'}"
+            + (f" (absent: {' '.join(absent)})" if absent else ""))
 
 
 def cpu_cores():

@@ -29,6 +29,17 @@ def test_encoder_flops_plus_binary_head_is_the_originals_inference_count():
     assert encoder + head == pytest.approx(3.68e9, rel=2e-3)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads /proc/cpuinfo")
+def test_cpu_line_names_each_flag_as_present_or_absent():
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        flags = next(line for line in f if line.startswith("flags")).split(":")[1].split()
+    line = common.cpu_line()
+    present, _, absent = line.split("flags: ")[1].partition(" (absent: ")
+    assert present.split() == [flag for flag in common.CPU_FLAGS if flag in flags] or (
+        present == "none of CPU_FLAGS" and not set(flags) & set(common.CPU_FLAGS))
+    assert absent.rstrip(")").split() == [flag for flag in common.CPU_FLAGS if flag not in flags]
+
+
 def test_classification_training_flops_are_twice_encoder_and_head():
     config = finetune_throughput.bench_config("base", "float32", False, 16, 128)
     encoder = common.encoder_flops(config.bert_config(), config.embedding_size, 128)
