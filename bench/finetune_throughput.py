@@ -156,6 +156,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    print(f"CPU: {common.cpu_line()}")
     print(f"ELECTRA fine-tuning, {TASK.upper()} classification head (3 labels), "
           f"S={args.seq_len}, random weights; {common.load_line()}")
     batch = {m: args.batch or DEFAULT_BATCH[m] for m in args.models}

@@ -101,6 +101,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    print(f"CPU: {common.cpu_line()}")
     print(f"ELECTRA fine-tuning, SQuAD 2.0 joint-beam QA head (beam 20), random weights, "
           f"batch {args.batch}; {common.load_line()}")
 

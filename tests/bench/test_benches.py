@@ -77,6 +77,7 @@ def test_smoke_run_prints_its_figures(bench, expected, capsys):
     policy = keras.mixed_precision.global_policy().name
     rows = bench.main(["--smoke"])
     out = capsys.readouterr().out
+    assert out.startswith("CPU: ") and "flags: " in out.splitlines()[0]
     assert "matmul peak float32:" in out and "matmul peak mixed_bfloat16:" in out
     assert expected in out
     assert rows and all(seqs > 0 and mfu > 0 for seqs, mfu in rows.values())
