@@ -32,7 +32,8 @@ def test_encoder_flops_plus_binary_head_is_the_originals_inference_count():
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads /proc/cpuinfo")
 def test_cpu_line_names_each_flag_as_present_or_absent():
     with open("/proc/cpuinfo", encoding="utf-8") as f:
-        flags = next(line for line in f if line.startswith("flags")).split(":")[1].split()
+        flags = next((line for line in f if line.split(":")[0].strip() == "flags"),
+                     "flags:").split(":")[1].split()
     line = common.cpu_line()
     present, _, absent = line.split("flags: ")[1].partition(" (absent: ")
     assert present.split() == [flag for flag in common.CPU_FLAGS if flag in flags] or (
