@@ -54,13 +54,19 @@ def matmul_rate(dtype, n=4096, repeats=10):
     a = tf.random.normal([n, n], dtype=tf.float32)
     a = tf.cast(a, dtype)
     matmul = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
-    matmul(a).numpy()
+    return 2 * n ** 3 / fastest_call(matmul, a, repeats)
+
+
+def fastest_call(function, argument, repeats):
+    """Seconds of the fastest of `repeats` calls `function(argument)` (its result fetched),
+    after one untimed call (tracing)."""
+    function(argument).numpy()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        matmul(a).numpy()
+        function(argument).numpy()
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best
+    return best
 
 
 def matmul_peaks(precisions, n=4096, previous=None):

@@ -287,10 +287,15 @@ def parse_args(argv=None):
                                         "precisions")
     jit = common.parse_list(parser, args.jit_compile, ["false", "true"], "jit-compile")
     args.ours = [Ours(p, j == "true") for p, j in itertools.product(args.precisions, jit)]
-    vocab = MODELS[args.model][0].get("vocab_size", 30522)
-    args.data_dir = args.data_dir or os.path.join(
-        tempfile.gettempdir(), f"electra_pretrain_bench_s{args.seq_len}_v{vocab}")
+    args.data_dir = args.data_dir or default_data_dir(args)
     return args
+
+
+def default_data_dir(args):
+    """The records' default folder: under the temporary directory, named by S and V."""
+    vocab = MODELS[args.model][0].get("vocab_size", 30522)
+    return os.path.join(tempfile.gettempdir(),
+                        f"electra_pretrain_bench_s{args.seq_len}_v{vocab}")
 
 
 def main(argv=None):

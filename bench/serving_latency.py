@@ -15,7 +15,10 @@ filled to S tokens, it prints p50/p90/p99 latency and throughput of:
 - `serving_default` (raw text in, tokenised in the graph),
 - the ids signature (`discriminator_ids`, or the first task's `<task>_ids`),
 - the direct Keras call (the same network and outputs under `tf.function`, the same ids),
-and the ratio of each p50 to the direct call's. Then, each in a fresh process: the first
+and the ratio of each p50 to the direct call's, and beside them the time of the network's
+dense products alone (every kernel's MatMul → BiasAdd at the batch's rows, each shape timed
+on its own): what the network's other work and the graph's overhead add shows as the gap
+to the direct call. Then, each in a fresh process: the first
 call after `tf.saved_model.load` without warm-up, and after replaying the export's warm-up
 records as TF Serving does at load time.
 
@@ -30,6 +33,7 @@ small batches and calls, no fresh processes; it only checks that the benchmark w
 
 import argparse
 import ast
+import collections
 import os
 import random
 import re
@@ -64,7 +68,7 @@ SPECIAL = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "
 SMOKE_CLASSIFIER = {"vocab_size": 1000, "max_seq_length": 16,
                     "model_hparam_overrides": {"hidden_size": 64, "num_hidden_layers": 1}}
 BATCHING_SIZES = "1,2,4,8,16,32,64"
-# The CPU flags that decide TensorFlow's matmul kernels (AVX-512, bfloat16, AMX).
+DENSE_ALONE = "dense products alone"
 # BatchingParameters fields that are `google.protobuf.Int64Value` wrappers
 # (tensorflow_serving/servables/tensorflow/session_bundle_config.proto).
 WRAPPED_FIELDS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
@@ -112,18 +116,52 @@ def random_classifier_dir(root, **overrides):
 
 
 def direct_call(model_dir):
-    """(ids signature name, the same outputs as a `tf.function` of the Keras model, S)."""
+    """(ids signature name, the same outputs as a `tf.function` of the Keras model, S, the
+    served Keras network)."""
     if os.path.exists(os.path.join(model_dir, finetuned_dir.CONFIG_FILE)):
         finetuned = finetuned_dir.load(model_dir)
         config, task = finetuned.config, finetuned.tasks[0]
         text_encoder = TextEncoder(finetuned.vocab_file, config.max_seq_length,
                                    config.do_lower_case)
         endpoint = task_endpoint(task, finetuned.model, text_encoder, config)
-        return f"{task.name}_ids", tf.function(endpoint.outputs), config.max_seq_length
+        return (f"{task.name}_ids", tf.function(endpoint.outputs), config.max_seq_length,
+                finetuned.model)
     loaded = checkpoints.load_model_dir(model_dir)
     return ("discriminator_ids",
             tf.function(lambda features: loaded.discriminator(features, training=False)),
-            loaded.config.max_seq_length)
+            loaded.config.max_seq_length, loaded.discriminator)
+
+
+def dense_products(network):
+    """{(in, out): count} of the network's dense kernels: the products of one call."""
+    return collections.Counter(tuple(v.shape) for v in network.weights
+                               if v.name == "kernel" and len(v.shape) == 2)
+
+
+def dense_products_seconds(network, rows, calls=20, repeats=5):
+    """Seconds of the network's dense products at `rows` rows, each shape timed on its own.
+
+    Args:
+        network: a Keras model; its compute dtype is the products'.
+        rows: rows of every product (batch × S).
+        calls: products per timed function call, each on its own input (the same product
+            repeated would be computed once).
+        repeats: timed calls per shape; the fastest counts.
+    Returns:
+        (seconds, number of products, FLOPs).
+    """
+    dtype = tf.as_dtype(network.dtype_policy.compute_dtype)
+    seconds = flop = 0.0
+    for (width, units), count in dense_products(network).items():
+        inputs = [tf.cast(tf.random.normal([rows, width]), dtype) for _ in range(calls)]
+        kernel = tf.cast(tf.random.normal([width, units]), dtype)
+        bias = tf.zeros([units], dtype)
+        products = tf.function(lambda xs, kernel=kernel, bias=bias: tf.add_n(
+            [tf.nn.bias_add(tf.matmul(x, kernel), bias)[0, 0] for x in xs]))
+        best = common.fastest_call(products, inputs, repeats) / calls
+        seconds += count * best
+        flop += count * 2.0 * rows * width * units
+    return seconds, sum(dense_products(network).values()), flop
 
 
 def text_inputs(signature, texts):
@@ -199,11 +237,12 @@ def build_and_export(args, root, classifier):
 def run(args, root):
     """Exports into `root` (and builds the random model there) and prints the figures."""
     model_dir, export_dir, words = build_and_export(args, root, args.classifier)
-    ids_name, keras_call, max_len = direct_call(model_dir)
+    ids_name, keras_call, max_len, network = direct_call(model_dir)
     served = tf.saved_model.load(export_dir)
     text_signature = served.signatures["serving_default"]
     ids_signature = served.signatures[ids_name]
     rng = random.Random(1)
+    print(f"CPU: {common.cpu_line()}; {common.load_line()}")
     print(f"{os.cpu_count()} CPU cores, S={max_len}, {args.iterations} timed calls each; "
           f"latency in ms (p50 / p90 / p99), throughput at p50; ids signature {ids_name}")
     for batch in args.batch_sizes:
@@ -220,6 +259,10 @@ def run(args, root):
             p50, p90, p99 = p50 * 1000, p90 * 1000, p99 * 1000
             print(f"batch {batch:>3}  {name:<20} {p50:8.1f} {p90:8.1f} {p99:8.1f}   "
                   f"{batch / p50 * 1000:7.1f} seq/s   {p50 / base:.2f}x")
+        seconds, count, flop = dense_products_seconds(network, batch * max_len)
+        print(f"batch {batch:>3}  {DENSE_ALONE:<20} {seconds * 1000:8.1f}   ({count} "
+              f"MatMul → BiasAdd of {batch * max_len} rows, each shape timed alone: "
+              f"{flop / seconds / 1e9:.0f} GFLOP/s; {seconds * 1000 / base:.2f}x the direct call)")
     if args.smoke:  # the fresh processes take longer than the rest of a smoke run
         return
     for replay in (False, True):

@@ -1,6 +1,7 @@
 """The fine-tuning benchmarks: their FLOP counts, and a `--smoke` run of each; the serving
-benchmark's batching sweep in its `--smoke` form; the pretraining benchmark's records, its
-per-process peak RSS, its best-of summary and a `--smoke` run."""
+benchmark (latency, with its dense products alone, and batching sweep) in its `--smoke`
+form; the pretraining benchmark's records, its per-process peak RSS, its best-of summary
+and a `--smoke` run."""
 
 import os
 import sys
@@ -101,6 +102,32 @@ def test_serving_batching_smoke_run_writes_the_parameters_it_derives(tmp_path, c
     fields = [line for line in output.read_text().splitlines(keepends=True)
               if not line.startswith("#")]
     assert "".join(fields) == serving_latency.text_proto(params)
+
+
+def test_serving_latency_smoke_run_prints_the_cpu_and_the_dense_products_alone(capsys):
+    serving_latency.main(["--smoke"])
+    out = capsys.readouterr().out
+    assert out.count("CPU: ") == 1
+    alone = [line for line in out.splitlines() if serving_latency.DENSE_ALONE in line]
+    assert [line.split()[1] for line in alone] == ["1", "2", "4"]
+    assert all(float(line.split()[5]) > 0 for line in alone)
+    rows = [int(line.split("of ")[1].split()[0]) for line in alone]
+    assert rows == [16, 32, 64]  # batch × S of the smoke classifier
+
+
+def test_dense_products_are_the_encoder_blocks_kernels(tmp_path):
+    model_dir, _ = serving_latency.random_classifier_dir(
+        str(tmp_path), **serving_latency.SMOKE_CLASSIFIER)
+    network = serving_latency.direct_call(model_dir)[3]
+    products = serving_latency.dense_products(network)
+    hidden = serving_latency.SMOKE_CLASSIFIER["model_hparam_overrides"]["hidden_size"]
+    ffn = [w.shape[1] for w in network.weights if "intermediate" in w.path and w.name == "kernel"]
+    assert len(ffn) == 1  # the smoke classifier's one layer
+    assert products[(hidden, ffn[0])] == 1 and products[(ffn[0], hidden)] == 1
+    assert products[(hidden, hidden)] >= 4  # query, key, value, attention output
+    seconds, count, flop = serving_latency.dense_products_seconds(network, rows=8, repeats=1)
+    assert count == sum(products.values()) and seconds > 0
+    assert flop == sum(2 * 8 * k * n * c for (k, n), c in products.items())
 
 
 def test_serving_batching_needs_batch_size_one(capsys):
