@@ -69,6 +69,24 @@ def fastest_call(function, argument, repeats):
     return best
 
 
+def seconds_each(function, inputs, repeats):
+    """Seconds of `function` on one input: one call maps it over all `inputs` (different
+    inputs: the same computation repeated would be done once); the fastest of `repeats`
+    such calls, less the fastest of the same call without `function` (its per-call and
+    per-output cost), divided by the number of inputs.
+
+    Args:
+        function: a tensor → tensor function (e.g. one product with a fixed right operand).
+        inputs: a list of tensors.
+        repeats: timed calls of each kind.
+    """
+    def mapped(each):
+        return tf.function(lambda xs: tf.add_n([tf.reshape(each(x), [-1])[0] for x in xs]))
+    with_function = fastest_call(mapped(function), inputs, repeats)
+    return max(with_function - fastest_call(mapped(lambda x: x), inputs, repeats),
+               0.0) / len(inputs)
+
+
 def matmul_peaks(precisions, n=4096, previous=None):
     """{precision: FLOP/s} of `matmul_rate` in each precision's compute dtype.
 

@@ -144,9 +144,8 @@ def dense_products_seconds(network, rows, calls=20, repeats=5):
     Args:
         network: a Keras model; its compute dtype is the products'.
         rows: rows of every product (batch × S).
-        calls: products per timed function call, each on its own input (the same product
-            repeated would be computed once).
-        repeats: timed calls per shape; the fastest counts.
+        calls: products per timed call (`common.seconds_each`).
+        repeats: timed calls per shape.
     Returns:
         (seconds, number of products, FLOPs).
     """
@@ -156,9 +155,9 @@ def dense_products_seconds(network, rows, calls=20, repeats=5):
         inputs = [tf.cast(tf.random.normal([rows, width]), dtype) for _ in range(calls)]
         kernel = tf.cast(tf.random.normal([width, units]), dtype)
         bias = tf.zeros([units], dtype)
-        products = tf.function(lambda xs, kernel=kernel, bias=bias: tf.add_n(
-            [tf.nn.bias_add(tf.matmul(x, kernel), bias)[0, 0] for x in xs]))
-        best = common.fastest_call(products, inputs, repeats) / calls
+        best = common.seconds_each(
+            lambda x, kernel=kernel, bias=bias: tf.nn.bias_add(tf.matmul(x, kernel), bias),
+            inputs, repeats)
         seconds += count * best
         flop += count * 2.0 * rows * width * units
     return seconds, sum(dense_products(network).values()), flop
@@ -262,7 +261,8 @@ def run(args, root):
         seconds, count, flop = dense_products_seconds(network, batch * max_len)
         print(f"batch {batch:>3}  {DENSE_ALONE:<20} {seconds * 1000:8.1f}   ({count} "
               f"MatMul → BiasAdd of {batch * max_len} rows, each shape timed alone: "
-              f"{flop / seconds / 1e9:.0f} GFLOP/s; {seconds * 1000 / base:.2f}x the direct call)")
+              f"{flop / max(seconds, 1e-9) / 1e9:.0f} GFLOP/s; {seconds * 1000 / base:.2f}x the "
+              f"direct call)")
     if args.smoke:  # the fresh processes take longer than the rest of a smoke run
         return
     for replay in (False, True):

@@ -72,13 +72,8 @@ def product_flops(product):
 
 
 def product_seconds(product, calls=20, repeats=5):
-    """Seconds of one product alone.
-
-    A timed call computes the product of `calls` different left operands (the same
-    product repeated would be computed once); the fastest of `repeats` calls, less the
-    fastest of the same call without the products (its per-call and per-output cost),
-    divided by `calls`.
-    """
+    """Seconds of one product alone (`common.seconds_each` over `calls` different left
+    operands, at most `OPERAND_BYTES` of them)."""
     dtype = tf.as_dtype(product.dtype)
     size = int(np.prod(product.a_shape)) * dtype.size
     calls = max(2, min(calls, OPERAND_BYTES // size))
@@ -87,13 +82,7 @@ def product_seconds(product, calls=20, repeats=5):
     rank2 = len(product.a_shape) == 2
     flags = ({"transpose_a": product.transpose_a, "transpose_b": product.transpose_b}
              if rank2 else {"adjoint_a": product.transpose_a, "adjoint_b": product.transpose_b})
-
-    def fastest(each):
-        run = tf.function(lambda xs: tf.add_n([tf.reshape(each(x), [-1])[0] for x in xs]))
-        return common.fastest_call(run, lefts, repeats)
-
-    with_products = fastest(lambda x: tf.linalg.matmul(x, right, **flags))
-    return max(with_products - fastest(lambda x: x), 0.0) / calls
+    return common.seconds_each(lambda x: tf.linalg.matmul(x, right, **flags), lefts, repeats)
 
 
 def describe(product):

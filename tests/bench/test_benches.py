@@ -110,7 +110,7 @@ def test_serving_latency_smoke_run_prints_the_cpu_and_the_dense_products_alone(c
     assert out.count("CPU: ") == 1
     alone = [line for line in out.splitlines() if serving_latency.DENSE_ALONE in line]
     assert [line.split()[1] for line in alone] == ["1", "2", "4"]
-    assert all(float(line.split()[5]) > 0 for line in alone)
+    assert all(float(line.split()[5]) >= 0 for line in alone)
     rows = [int(line.split("of ")[1].split()[0]) for line in alone]
     assert rows == [16, 32, 64]  # batch × S of the smoke classifier
 
@@ -126,7 +126,7 @@ def test_dense_products_are_the_encoder_blocks_kernels(tmp_path):
     assert products[(hidden, ffn[0])] == 1 and products[(ffn[0], hidden)] == 1
     assert products[(hidden, hidden)] >= 4  # query, key, value, attention output
     seconds, count, flop = serving_latency.dense_products_seconds(network, rows=8, repeats=1)
-    assert count == sum(products.values()) and seconds > 0
+    assert count == sum(products.values()) and seconds >= 0
     assert flop == sum(2 * 8 * k * n * c for (k, n), c in products.items())
 
 
