@@ -136,11 +136,17 @@ def pretraining_rate(config, steps, warmup):
 
     trainer = Pretrainer(config, log=lambda line: print(line, file=sys.stderr))
     iterator = trainer.input_iterator(config.train_batch_size, trainer.run_seed)
-    train_loop = trainer.make_train_loop()  # the loop `Pretrainer.train` runs, untouched
+    return config.train_batch_size / step_seconds(trainer, iterator, steps, warmup)
+
+
+def step_seconds(trainer, iterator, steps, warmup):
+    """Seconds per step of the trainer's loop (the loop `Pretrainer.train` runs, untouched):
+    one call of `warmup` steps (tracing), then one of `steps` steps timed."""
+    train_loop = trainer.make_train_loop()
     float(train_loop(iterator, tf.constant(warmup))["loss"])
     start = time.perf_counter()
     float(train_loop(iterator, tf.constant(steps))["loss"])
-    return steps * config.train_batch_size / (time.perf_counter() - start)
+    return (time.perf_counter() - start) / steps
 
 
 # Runs argv[1:] and prints its peak RSS (`wait4`'s ru_maxrss) as a last stdout line. A

@@ -151,7 +151,8 @@ def dense_products_seconds(network, rows, calls=20, repeats=5):
     """
     dtype = tf.as_dtype(network.dtype_policy.compute_dtype)
     seconds = flop = 0.0
-    for (width, units), count in dense_products(network).items():
+    products = dense_products(network)
+    for (width, units), count in products.items():
         inputs = [tf.cast(tf.random.normal([rows, width]), dtype) for _ in range(calls)]
         kernel = tf.cast(tf.random.normal([width, units]), dtype)
         bias = tf.zeros([units], dtype)
@@ -160,7 +161,7 @@ def dense_products_seconds(network, rows, calls=20, repeats=5):
             inputs, repeats)
         seconds += count * best
         flop += count * 2.0 * rows * width * units
-    return seconds, sum(dense_products(network).values()), flop
+    return seconds, sum(products.values()), flop
 
 
 def text_inputs(signature, texts):

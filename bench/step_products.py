@@ -20,7 +20,6 @@ benchmark works.
 
 import argparse
 import collections
-import time
 
 import common  # bench/common.py: puts the repository on sys.path
 
@@ -93,15 +92,6 @@ def describe(product):
             f"{operand(product.b_shape, product.transpose_b)}")
 
 
-def step_seconds(trainer, iterator, steps):
-    """Seconds per step of the trainer's loop over `steps` steps (after one untimed step)."""
-    train_loop = trainer.make_train_loop()
-    float(train_loop(iterator, tf.constant(1))["loss"])
-    start = time.perf_counter()
-    float(train_loop(iterator, tf.constant(steps))["loss"])
-    return (time.perf_counter() - start) / steps
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="small", choices=sorted(pretrain_throughput.MODELS))
@@ -138,7 +128,7 @@ def main(argv=None):
     pretrain_throughput.write_records(config)
     trainer = Pretrainer(config, log=lambda line: None)
     iterator = trainer.input_iterator(config.train_batch_size, trainer.run_seed)
-    step = step_seconds(trainer, iterator, args.steps)
+    step = pretrain_throughput.step_seconds(trainer, iterator, args.steps, warmup=1)
     graph = tf.function(trainer._step_fn).get_concrete_function(iterator.element_spec).graph
     products = step_products(graph)
     print(f"ELECTRA {args.model}, S={args.seq_len}, batch {args.batch_size}, "
