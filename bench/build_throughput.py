@@ -7,8 +7,12 @@ prints tokens/s of:
   2. the builder with 1 and with 2 processes, each run in a fresh Python process as a
      user would run it: end to end (TF import included) and after start-up.
 
+First the CPU, the load and the matmul peaks (`--matmul-size`), as every benchmark prints
+them. `--smoke`: a 0.1 MB corpus and a 256×256 peak matmul; it only checks the benchmark works.
+
 Usage:
   python bench/build_throughput.py [--mb 20] [--vocab-file tests/fixtures/vocab_tiny.txt]
+                                   [--matmul-size 4096] [--smoke]
 """
 
 import argparse
@@ -20,13 +24,13 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # `python bench/<name>.py` puts bench/, not the repository, first
-    sys.path.insert(0, str(REPO))
+import common  # bench/common.py: puts the repository on sys.path
 
 import tensorflow as tf  # noqa: E402
 
 from pretrain_data import tokenization  # noqa: E402
+
+REPO = pathlib.Path(common.REPO)
 
 
 def make_corpus(directory, megabytes, n_files=40):
@@ -89,12 +93,18 @@ def run_builder_cli(corpus, vocab_file, output_dir, processes):
     return json.loads(result.stdout.strip().splitlines()[-1]), seconds
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=20.0)
     parser.add_argument("--vocab-file", default=str(REPO / "tests/fixtures/vocab_tiny.txt"))
-    args = parser.parse_args()
+    common.add_matmul_size(parser)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.mb, args.matmul_size = 0.1, 256
+    # No matmuls here; the machine's line and peaks, as every bench prints them, let runs compare.
+    common.print_machine(common.PRECISIONS, args.matmul_size)
     load_before = " ".join(open("/proc/loadavg").read().split()[:3])
     with tempfile.TemporaryDirectory() as tmp:
         corpus = pathlib.Path(tmp) / "corpus"

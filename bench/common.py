@@ -19,8 +19,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from electra_tf import flops  # noqa: E402
+from electra_tf.training.precision import cpu_flags  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+MATMUL_SIZE = 4096  # n of the n×n matmul whose rate is the peak
 # The CPU flags that decide how fast the benchmarks can be (bfloat16 and int8 matmul units).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
@@ -29,19 +31,25 @@ COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
 def cpu_line():
     """The CPU model, which flags of `CPU_FLAGS` it has and lacks, and the cores this process
     may use."""
-    model, flags = platform.processor() or platform.machine(), set()
-    if os.path.exists("/proc/cpuinfo"):
+    flags = cpu_flags()
+    present = [flag for flag in CPU_FLAGS if flag in flags]
+    absent = [flag for flag in CPU_FLAGS if flag not in flags]
+    return (f"{cpu_model()}, {cpu_cores()} cores, flags: "
+            f"{' '.join(present) or 'none of CPU_FLAGS'}"
+            + (f" (absent: {' '.join(absent)})" if absent else ""))
+
+
+def cpu_model():
+    """The CPU's model name (Linux `/proc/cpuinfo`; elsewhere what `platform` reports)."""
+    try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    present = [flag for flag in CPU_FLAGS if flag in flags]
-    absent = [flag for flag in CPU_FLAGS if flag not in flags]
-    return (f"{model}, {cpu_cores()} cores, flags: {' '.join(present) or 'none of CPU_FLAGS'}"
-            + (f" (absent: {' '.join(absent)})" if absent else ""))
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cpu_cores():
@@ -49,7 +57,7 @@ def cpu_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def matmul_rate(dtype, n=4096, repeats=10):
+def matmul_rate(dtype, n=MATMUL_SIZE, repeats=10):
     """FLOP/s of an n×n by n×n matmul in `dtype` (best of `repeats`)."""
     a = tf.random.normal([n, n], dtype=tf.float32)
     a = tf.cast(a, dtype)
@@ -87,7 +95,7 @@ def seconds_each(function, inputs, repeats):
                0.0) / len(inputs)
 
 
-def matmul_peaks(precisions, n=4096, previous=None):
+def matmul_peaks(precisions, n=MATMUL_SIZE, previous=None):
     """{precision: FLOP/s} of `matmul_rate` in each precision's compute dtype.
 
     Args:
@@ -176,26 +184,31 @@ def figures(seqs, seq_flops, peaks, precision):
             mfu)
 
 
-def measure_table(keys, header, label, measure, matmul_size=4096):
-    """Measures the matmul peaks, then each row (a progress line each), then the peaks again
-    (the larger of the two is kept), and prints the peaks and the table.
+def measure_table(keys, header, label, measure, peaks, matmul_size=MATMUL_SIZE, rounds=1):
+    """Measures each row (a progress line each), `rounds` times in turn (so that a change of
+    load touches every row alike; the best of each row kept), then the matmul peaks again
+    (the larger of `peaks` and these is kept), and prints the peaks and the table.
 
     Args:
         keys: the rows, in order.
         header: the column titles of `label`.
         label: key → the row's leading columns.
         measure: key → (sequences/s, FLOPs per sequence, precision).
+        peaks: the peaks measured before the rows (`print_machine`).
         matmul_size: n of the n×n peak matmul.
+        rounds: how many times each row is measured.
     Returns:
         ({key: (sequences/s, MFU)}, peaks).
     """
-    peaks = matmul_peaks(PRECISIONS, matmul_size)
     measured = {}
-    for key in keys:
-        measured[key] = measure(key)
-        print(f"measured {label(key).strip()}: {measured[key][0]:.2f} seq/s", flush=True)
-    peaks = matmul_peaks(PRECISIONS, matmul_size, previous=peaks)
-    print_peaks(peaks)
+    for r in range(1, rounds + 1):
+        for key in keys:
+            row = measure(key)
+            if key not in measured or row[0] > measured[key][0]:
+                measured[key] = row
+            print(("measured " if rounds == 1 else f"round {r}: measured ")
+                  + f"{label(key).strip()}: {row[0]:.2f} seq/s", flush=True)
+    peaks = print_peaks_again(peaks, matmul_size)
     print(f"{header} {FIGURES_HEADER}")
     rows = {}
     for key, (seqs, seq_flops, precision) in measured.items():
@@ -213,6 +226,36 @@ def load_line():
 def print_peaks(peaks):
     for precision, peak in peaks.items():
         print(f"matmul peak {precision}: {peak / 1e9:.0f} GFLOP/s")
+
+
+def print_peaks_again(peaks, matmul_size=MATMUL_SIZE):
+    """Measures the peaks again after a run, prints the larger of each, and returns them."""
+    peaks = matmul_peaks(list(peaks), matmul_size, previous=peaks)
+    print("matmul peaks again, the larger kept:")
+    print_peaks(peaks)
+    return peaks
+
+
+def print_machine(precisions=PRECISIONS, matmul_size=MATMUL_SIZE):
+    """Prints what a run is to be compared by: `CPU: <cpu_line>; <load_line>` and the
+    matmul peaks.
+
+    Args:
+        precisions: whose peaks to measure, e.g. `PRECISIONS`.
+        matmul_size: n of the n×n peak matmul.
+    Returns:
+        The peaks, as `matmul_peaks` gives them.
+    """
+    print(f"CPU: {cpu_line()}; {load_line()}", flush=True)
+    peaks = matmul_peaks(precisions, matmul_size)
+    print_peaks(peaks)
+    return peaks
+
+
+def add_matmul_size(parser):
+    """Adds `--matmul-size` (n of the n×n peak matmul) to an argparse parser."""
+    parser.add_argument("--matmul-size", type=int, default=MATMUL_SIZE,
+                        help="n of the n×n matmul whose rate is the peak")
 
 
 def parse_list(parser, text, allowed, what):

@@ -2,24 +2,36 @@
 
     python bench/finetune_throughput.py [--models small,base]
         [--precisions float32,mixed_bfloat16] [--jit-compile false,true] [--steps 5]
-        [--batch 32] [--seq-len 128]
+        [--batch 32] [--seq-len 128] [--rounds 2] [--original auto|on|off]
+        [--original-tools DIR] [--matmul-size 4096] [--smoke]
 
 An MNLI model (3 labels, [CLS] → dropout → dense, summed cross-entropy) with random weights
 is trained on random in-memory batches by the exact compiled update fine-tuning uses
 (`finetune.trainer.make_train_step`: forward, backward, AdamWeightDecay with layer-wise LR
 decay and the global-norm clip). Warm-up steps (tracing, compilation) are not timed; seq/s
 is batch / the median time of the timed steps, which short bursts of other load do not move.
+Every row is measured `--rounds` times in turn, the best kept.
 
 MFU = training FLOPs per second / the float32 matmul peak measured in the same run, the
 FLOPs counted as the pretraining benchmark does (`electra_tf/flops.py`: 2 × forward, the
 embedding lookup as a one-hot matmul); mixed_bfloat16 rows also give the MFU against the
 bfloat16 peak. Targets: MFU ≥ 50% in float32, mixed_bfloat16 ≥ 1.6× float32.
+
+With `--original auto|on` (auto: when its environment is available), the original TF1 code's
+fine-tuning update is measured too, first in each round, on the same batch, in a fresh
+process (`bench/original_finetune.py` under the original's environment, see
+`bench/original.py`; its peak RSS goes to stderr), and our best of each precision is given
+as a ratio to it.
 """
 
 import argparse
 import itertools
+import os
+import sys
+import tempfile
 
 import common  # bench/common.py: puts the repository on sys.path
+import original
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -97,6 +109,22 @@ def train_rate(config, features, steps, warmup, task=TASK):
         return common.steps_per_second(lambda: step(iterator), steps, warmup, median=True)
 
 
+def original_rate(args, model, features):
+    """Sequences per second of the original's fine-tuning update of `model`'s size on the
+    batch `features`, in a fresh process; its peak RSS is printed."""
+    python, src = original.environment(args.original_tools)
+    with tempfile.TemporaryDirectory() as tmp:
+        batch = os.path.join(tmp, "batch.npz")
+        np.savez(batch, **features)
+        command = [python, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "original_finetune.py"),
+                   "--src", src, "--batch", batch, "--model-size", model, "--task", TASK,
+                   "--steps", str(args.steps), "--warmup", str(args.warmup)]
+        result, rss = original.run_process(command, f"{original.NAME} ({model})")
+    print(f"{original.NAME} ({model}): peak RSS {rss / 2**30:.2f} GB", file=sys.stderr)
+    return result["seq_per_s"]
+
+
 def classifier_flops(hidden_size, num_labels):
     """Forward FLOPs of the classification head on one sequence: dropout on [CLS], the
     dense layer with its bias, log-softmax (the constants of `electra_tf/flops.py`)."""
@@ -126,8 +154,7 @@ def make_parser(doc, default_models, default_steps):
                         help="comma-separated: false, true (XLA)")
     parser.add_argument("--steps", type=int, default=default_steps, help="timed steps per row")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before them")
-    parser.add_argument("--matmul-size", type=int, default=4096,
-                        help="n of the n×n matmul whose rate is the peak")
+    common.add_matmul_size(parser)
     parser.add_argument("--smoke", action="store_true")
     return parser
 
@@ -151,28 +178,44 @@ def parse_args(argv=None):
                         help="sequences per step (default: 32 for small, the original's "
                              "fine-tuning batch; 16 for base)")
     parser.add_argument("--seq-len", type=int, default=128)
-    return check_args(parser, parser.parse_args(argv), seq_len=32)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="every row measured this many times in turn, the best kept")
+    original.add_options(parser)
+    args = check_args(parser, parser.parse_args(argv), seq_len=32, original="off", rounds=1)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    if args.original == "on" and "tiny" in args.models:
+        parser.error("--original on: the original has no tiny model (use small or base)")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    print(f"CPU: {common.cpu_line()}")
+    peaks = common.print_machine(common.PRECISIONS, args.matmul_size)
     print(f"ELECTRA fine-tuning, {TASK.upper()} classification head (3 labels), "
-          f"S={args.seq_len}, random weights; {common.load_line()}")
+          f"S={args.seq_len}, random weights")
     batch = {m: args.batch or DEFAULT_BATCH[m] for m in args.models}
+    measured_original, why = original.available(args) if "tiny" not in args.models else \
+        (False, "the original has no tiny model")
+    if not measured_original:
+        print(f"original TF1 code: not measured ({why}); ours only")
+    keys = [(m, original.NAME, False) for m in args.models if measured_original]
+    keys += list(itertools.product(args.models, args.precisions, args.jit_compile))
 
     def measure(key):
         model, precision, jit = key
-        config = bench_config(model, precision, jit, batch[model], args.seq_len)
+        ours = precision != original.NAME
+        config = bench_config(model, precision if ours else "float32", jit, batch[model],
+                              args.seq_len)
         features = random_features(config, [tasks_lib.get_task(config, TASK, tokenizer=None)])
-        seqs = train_rate(config, features, args.steps, args.warmup) * batch[model]
-        return seqs, train_flops_per_sequence(config), precision
+        seqs = (train_rate(config, features, args.steps, args.warmup) * batch[model] if ours
+                else original_rate(args, model, features))
+        return seqs, train_flops_per_sequence(config), config.precision
 
     rows, peaks = common.measure_table(
-        list(itertools.product(args.models, args.precisions, args.jit_compile)),
-        f"{'model':<6} {'batch':>5} {'precision':<15} {'jit':<5}",
-        lambda key: f"{key[0]:<6} {batch[key[0]]:>5} {key[1]:<15} {str(key[2]):<5}",
-        measure, args.matmul_size)
+        keys, f"{'model':<6} {'batch':>5} {'precision':<20} {'jit':<5}",
+        lambda key: f"{key[0]:<6} {batch[key[0]]:>5} {key[1]:<20} {str(key[2]):<5}",
+        measure, peaks, args.matmul_size, args.rounds)
     print_targets(rows, peaks)
     print(f"done; {common.load_line()}")
     return rows
@@ -193,6 +236,10 @@ def print_targets(rows, peaks):
             print(f"{model}: mixed_bfloat16 / float32 {ratio:.2f}x (target ≥ "
                   f"{BF16_SPEEDUP_TARGET}x): {met}; the bfloat16 / float32 matmul peak ratio "
                   f"of this CPU is {peaks['mixed_bfloat16'] / peaks['float32']:.2f}x")
+        then = rows.get((model, original.NAME, False))
+        if then:
+            print(f"{model}: ours / {original.NAME}: " + ", ".join(
+                f"{p} {best[p][0] / then[0]:.2f}x" for p in common.PRECISIONS if best[p]))
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ import glob
 import itertools
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import common  # bench/common.py: puts the repository on sys.path
+import original
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -45,10 +45,7 @@ from electra_tf import config as config_lib, flops  # noqa: E402
 from electra_tf.pretraining import helpers  # noqa: E402
 from pretrain_data.examples import ExampleSerializer  # noqa: E402
 
-# Where the original's measurement tools live by default: `shared/tools` beside the
-# repository (the project's development machines have them there; users pass their own).
-ORIGINAL_TOOLS = os.path.join(os.path.dirname(common.REPO), "shared", "tools")
-ORIGINAL = "original TF1 float32"
+ORIGINAL = original.NAME
 # Model sizes: PretrainingConfig fields, default batch, default S. "tiny" is for --smoke.
 MODELS = {
     "small": ({"model_size": "small"}, 16, 128),
@@ -149,34 +146,6 @@ def step_seconds(trainer, iterator, steps, warmup):
     return (time.perf_counter() - start) / steps
 
 
-# Runs argv[1:] and prints its peak RSS (`wait4`'s ru_maxrss) as a last stdout line. A
-# process inherits, at exec, the peak of the process it was forked from; started from this
-# small one rather than from the benchmark (TensorFlow loaded, GBs of matmul operands), a
-# measured process's peak is its own, within this launcher's ~10 MB.
-LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); "
-            "_, status, usage = os.wait4(p.pid, 0); print(usage.ru_maxrss, flush=True); "
-            "sys.exit(os.waitstatus_to_exitcode(status))")
-
-
-def run_process(command, what):
-    """Runs `command` in a fresh process, through `LAUNCHER`.
-
-    Returns:
-        (its last stdout line, parsed as JSON; its peak resident set size in bytes).
-    Raises:
-        RuntimeError: naming `what`, with the end of its stderr, if it fails.
-    """
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True,
-                          text=True, check=False)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or len(lines) < 2:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{tail}")
-    # Linux counts ru_maxrss in KiB, macOS in bytes.
-    scale = 1 if sys.platform == "darwin" else 1024
-    return json.loads(lines[-2]), int(lines[-1]) * scale
-
-
 def measure_ours(args, ours):
     """(seq/s, peak RSS) of one configuration of ours, in a fresh process."""
     command = [sys.executable, os.path.abspath(__file__), "--run-one",
@@ -186,22 +155,8 @@ def measure_ours(args, ours):
                                            ("seq-len", args.seq_len), ("steps", args.steps),
                                            ("warmup", args.warmup),
                                            ("data-dir", args.data_dir)))]
-    result, rss = run_process(command, str(ours))
+    result, rss = original.run_process(command, str(ours))
     return result["seq_per_s"], rss
-
-
-def original_available(args):
-    """(whether the original can run, why not): `orig_electra_env` builds or finds its
-    environment (its own message says what is missing)."""
-    tool = os.path.join(args.original_tools, "orig_electra_env")
-    if not os.path.exists(tool):
-        return False, f"{tool} not found"
-    done = subprocess.run([tool], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          check=False)
-    if done.returncode != 0:
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-        return False, lines[0] if lines else f"{tool} exited {done.returncode}"
-    return True, ""
 
 
 def measure_original(args, config):
@@ -214,7 +169,7 @@ def measure_original(args, config):
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--repeats", "1",
                "--loss-steps", "0", "--seed", "0",
                "--hparams", json.dumps({"model_size": config.model_size})]
-    result, rss = run_process(command, ORIGINAL)
+    result, rss = original.run_process(command, ORIGINAL)
     if result["data"] != "existing":  # it wrote its own records: not the same data
         raise RuntimeError(f"{ORIGINAL} did not read the records in {args.data_dir}")
     return result["repeats"][0], rss
@@ -263,14 +218,10 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per process")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
-    parser.add_argument("--original", default="auto", choices=("auto", "on", "off"),
-                        help="measure the original TF1 code too: auto = when its "
-                             "environment is available (on: an error if not)")
-    parser.add_argument("--original-tools", default=ORIGINAL_TOOLS,
-                        help="directory of bench_original.py and orig_electra_env")
+    original.add_options(parser)
     parser.add_argument("--data-dir", help="where the records are (written if absent); "
                         "default: a folder under the temporary directory named by S and V")
-    parser.add_argument("--matmul-size", type=int, default=4096)
+    common.add_matmul_size(parser)
     parser.add_argument("--smoke", action="store_true",
                         help="a seconds-long run: tiny model, float32, one round, one step, "
                              "no original")
@@ -319,21 +270,16 @@ def main(argv=None):
         return seqs
     config = bench_config(args, args.ours[0])
     seq_flops = train_flops_per_sequence(config)
-    print(f"CPU: {common.cpu_line()}; {common.load_line()}")
+    peaks = common.print_machine(common.PRECISIONS, args.matmul_size)
     print(f"ELECTRA {args.model} (generator {config.generator_hidden_size}), "
           f"S={args.seq_len}, batch {args.batch_size}: {seq_flops / 1e9:.2f} GFLOP per "
           f"sequence and training step (the original's count)")
     wrote = write_records(config)
     print(f"data: {config.pretrain_tfrecords} ({'written now' if wrote else 'existing'}), "
           f"read by every configuration")
-    available, why = (False, "--original off") if args.original == "off" else \
-        original_available(args)
-    if args.original == "on" and not available:
-        raise RuntimeError(f"--original on, but the original cannot run: {why}")
+    available, why = original.available(args)
     if not available:
         print(f"original TF1 code: not measured ({why}); ours only")
-    peaks = common.matmul_peaks(common.PRECISIONS, args.matmul_size)
-    common.print_peaks(peaks)
     rounds = {name: [] for name in ([ORIGINAL] if available else []) + args.ours}
     for r in range(1, args.rounds + 1):
         for name in rounds:
@@ -342,9 +288,7 @@ def main(argv=None):
             rounds[name].append((seqs, rss))
             print(f"round {r}: {str(name):<24} {seqs:7.2f} seq/s  peak RSS "
                   f"{rss / 2**30:.2f} GB", flush=True)
-    peaks = common.matmul_peaks(common.PRECISIONS, args.matmul_size, previous=peaks)
-    print("matmul peaks again, the larger kept:")
-    common.print_peaks(peaks)
+    peaks = common.print_peaks_again(peaks, args.matmul_size)
     summary = summarize(rounds)
     print_summary(summary, args, seq_flops, peaks)
     print(f"done; {common.load_line()}")

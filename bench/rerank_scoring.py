@@ -1,7 +1,8 @@
 """Electric's one-pass text score against masked-LM pseudo-log-likelihood: sentences/s at S=128.
 
     python bench/rerank_scoring.py [--seq-len 128] [--electric-texts 32] [--mlm-texts 4]
-                                   [--batch-size 32] [--calls 3] [--results FILE] [--smoke]
+                                   [--batch-size 32] [--calls 3] [--results FILE]
+                                   [--matmul-size 4096] [--smoke]
 
 Two random-weight models of ELECTRA-Small's size (code defaults: H=256, 12 layers, E=128,
 V=30522), every text filling S WordPieces (S − 2 scored), both timed in this run (median
@@ -11,11 +12,13 @@ of `--calls` calls after a warm-up call, each in a `tf.function`):
 - a BERT-style masked LM (`electra_objective: false`, the same encoder size): one forward
   pass per scored token, masked copies `--batch-size` at a time
   (`electra_tf.scoring.pseudo_likelihood.mlm_scores`).
-It prints the CPU, both rates in texts (sentences)/s and their ratio; the issue requires
-Electric ≥ 10× the masked LM at S=128. Random weights cost exactly what trained ones do.
+It prints the CPU, the load and the matmul peaks, both rates in texts (sentences)/s and
+their ratio; the issue requires Electric ≥ 10× the masked LM at S=128. Random weights cost
+exactly what trained ones do.
 `--results` adds the re-ranking accuracy of a demonstration run
 (`python -m electra_quickstart.rerank_main`, its `rerank_results.json`) beside the rates.
-`--smoke`: a one-layer H=64 model at S=16, to check that the benchmark works.
+`--smoke`: a one-layer H=64 model at S=16 and a 256×256 peak matmul, to check that the
+benchmark works.
 """
 
 import argparse
@@ -103,6 +106,7 @@ def parse_args(argv=None):
                         help="masked copies per masked-LM forward pass")
     parser.add_argument("--calls", type=int, default=3, help="timed calls of each (median)")
     parser.add_argument("--results", help="a demonstration's rerank_results.json")
+    common.add_matmul_size(parser)
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     for name in ("seq_len", "electric_texts", "mlm_texts", "batch_size", "calls"):
@@ -111,7 +115,7 @@ def parse_args(argv=None):
     if args.results and not os.path.exists(args.results):
         parser.error(f"--results: no such file: {args.results}")
     if args.smoke:
-        args.seq_len = SMOKE["max_seq_length"]
+        args.seq_len, args.matmul_size = SMOKE["max_seq_length"], 256
     return args
 
 
@@ -119,7 +123,7 @@ def main(argv=None):
     """Runs the benchmark. Returns {method: texts/s} and "ratio"."""
     args = parse_args(argv)
     overrides = {k: v for k, v in SMOKE.items() if k != "max_seq_length"} if args.smoke else {}
-    print(f"CPU: {common.cpu_line()}; {common.load_line()}")
+    common.print_machine(common.PRECISIONS, args.matmul_size)
     size = "smoke (H=64, 1 layer)" if args.smoke else "ELECTRA-Small size, random weights"
     print(f"{size}, S={args.seq_len}: every text {args.seq_len - 2} scored WordPieces",
           flush=True)

@@ -27,8 +27,9 @@ batch sizes 1, 2, 4, ..., 64, every text filled to S (the costliest batch TF Ser
 `BatchingSession` can form from them: it runs the merged requests as one call of the
 signature), and derives `BatchingParameters` for `tensorflow_model_server --enable_batching
 --batching_parameters_file=FILE` (`derive_batching_parameters`); `--output` writes them
-with the measurements as comments. `--smoke`: a one-layer H=64 classifier, S=16, a few
-small batches and calls, no fresh processes; it only checks that the benchmark works.
+with the measurements as comments. Both first print the CPU, the load and the matmul peaks
+(`--matmul-size`). `--smoke`: a one-layer H=64 classifier, S=16, a few small batches and
+calls, a 256×256 peak matmul, no fresh processes; it only checks that the benchmark works.
 """
 
 import argparse
@@ -242,7 +243,6 @@ def run(args, root):
     text_signature = served.signatures["serving_default"]
     ids_signature = served.signatures[ids_name]
     rng = random.Random(1)
-    print(f"CPU: {common.cpu_line()}; {common.load_line()}")
     print(f"{os.cpu_count()} CPU cores, S={max_len}, {args.iterations} timed calls each; "
           f"latency in ms (p50 / p90 / p99), throughput at p50; ids signature {ids_name}")
     for batch in args.batch_sizes:
@@ -431,7 +431,6 @@ def run_batching(args, root):
     rng = random.Random(1)
     calls = {b: (lambda texts: lambda: fetch(signature(**texts)))(
         filled_texts(signature, words, b, max_len, rng)) for b in args.batch_sizes}
-    print(f"CPU: {common.cpu_line()}; {common.load_line()}")
     print(f"serving_default of {model_dir}, S={max_len}, {args.iterations} timed calls per "
           "batch size, interleaved")
     results = interleaved_percentiles(calls, args.iterations)
@@ -473,6 +472,7 @@ def parse_args(argv=None):
     parser.add_argument("--latency-budget-ms", type=float, help="--batching: the largest "
                         "batch latency a request may see")
     parser.add_argument("--output", help="--batching: write the parameters file here")
+    common.add_matmul_size(parser)
     parser.add_argument("--smoke", action="store_true", help="a seconds-long run (one-layer "
                         "classifier, S=16) that only checks the benchmark works")
     parser.add_argument("--first-call", help=argparse.SUPPRESS)  # the fresh-process part
@@ -480,7 +480,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
     if args.smoke:
-        args.iterations = 2
+        args.iterations, args.matmul_size = 2, 256
         args.batch_sizes = args.batch_sizes or "1,2,4"
     sizes = args.batch_sizes or (BATCHING_SIZES if args.batching else "1,8,32")
     try:
@@ -499,6 +499,7 @@ def main(argv=None):
     if args.first_call:
         print(first_call(args.first_call, args.replay_warmup))
         return None
+    common.print_machine(common.PRECISIONS, args.matmul_size)
     root = tempfile.mkdtemp(prefix="serving-latency-")
     try:
         return run_batching(args, root) if args.batching else run(args, root)

@@ -101,9 +101,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    print(f"CPU: {common.cpu_line()}")
+    peaks = common.print_machine(common.PRECISIONS, args.matmul_size)
     print(f"ELECTRA fine-tuning, SQuAD 2.0 joint-beam QA head (beam 20), random weights, "
-          f"batch {args.batch}; {common.load_line()}")
+          f"batch {args.batch}")
 
     def measure(key):
         model, seq_len, mode, precision, jit = key
@@ -115,7 +115,7 @@ def main(argv=None):
                                args.jit_compile)),
         f"{'model':<6} {'S':>4} {'mode':<5} {'precision':<15} {'jit':<5}",
         lambda key: f"{key[0]:<6} {key[1]:>4} {key[2]:<5} {key[3]:<15} {str(key[4]):<5}",
-        measure, args.matmul_size)
+        measure, peaks, args.matmul_size)
     print(f"done; {common.load_line()}")
     return rows
 

@@ -9,13 +9,14 @@ Times `Pretrainer`'s training loop (the loop `run_pretraining` runs, on the reco
 its traced graph (TensorFlow's `MatMul` and `BatchMatMul` ops, forward and backward, the
 bias gradients' products with a row of ones included) and times each distinct one alone:
 the same shapes, transposes and dtype on random operands, `--calls` different operands a
-call, the fastest of `--repeats` calls. Printed: the CPU and load, one row per distinct
-product (count, shapes, milliseconds each and per step, GFLOP/s), the products' sum per
-step against the step's time, and what is left for everything else (elementwise kernels,
-random numbers, the optimizer, the executor's per-op cost, and products that run slower
-inside the step than alone). A speed-up of the step beyond what the rest can give is only
-possible by faster products. `--smoke`: a one-layer model, seconds; it only checks the
-benchmark works.
+call, the fastest of `--repeats` calls. Printed: the CPU, the load and the matmul peaks
+(`--matmul-size`), one row per distinct product (count, shapes, milliseconds each and per
+step, GFLOP/s), the products' sum per step (their rate also as a share of the precision's
+matmul peak) against the step's time, and what is left for everything else (elementwise
+kernels, random numbers, the optimizer, the executor's per-op cost, and products that run
+slower inside the step than alone). A speed-up of the step beyond what the rest can give is only
+possible by faster products. `--smoke`: a one-layer model and a 256×256 peak matmul,
+seconds; it only checks the benchmark works.
 """
 
 import argparse
@@ -103,11 +104,13 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per product")
     parser.add_argument("--data-dir", help="where the records are (written if absent); "
                         "default: the pretraining bench's directory for the model's shapes")
+    common.add_matmul_size(parser)
     parser.add_argument("--smoke", action="store_true", help="a seconds-long run (one-layer "
                         "model) that only checks the benchmark works")
     args = parser.parse_args(argv)
     if args.smoke:
         args.model, args.steps, args.calls, args.repeats = "tiny", 1, 2, 1
+        args.matmul_size = 256
     _, batch, seq_len = pretrain_throughput.MODELS[args.model]
     args.batch_size = args.batch_size or batch
     args.seq_len = args.seq_len or seq_len
@@ -124,7 +127,7 @@ def main(argv=None):
     args = parse_args(argv)
     config = pretrain_throughput.bench_config(
         args, pretrain_throughput.Ours(args.precision, False))
-    print(f"CPU: {common.cpu_line()}; {common.load_line()}")
+    peaks = common.print_machine(common.PRECISIONS, args.matmul_size)
     pretrain_throughput.write_records(config)
     trainer = Pretrainer(config, log=lambda line: None)
     iterator = trainer.input_iterator(config.train_batch_size, trainer.run_seed)
@@ -146,8 +149,10 @@ def main(argv=None):
         flop += count * product_flops(p)
         print(f"{count:>5}  {describe(p):<34} {p.dtype:<8} {seconds * 1e3:>8.3f} "
               f"{count * seconds * 1e3:>8.1f} {product_flops(p) / max(seconds, 1e-9) / 1e9:>8.0f}")
+    rate = flop / max(total, 1e-9)
     print(f"products alone: {total * 1e3:.0f} ms per step ({flop / 1e9:.1f} GFLOP, "
-          f"{flop / max(total, 1e-9) / 1e9:.0f} GFLOP/s); the step: {step * 1e3:.0f} ms (mean of "
+          f"{rate / 1e9:.0f} GFLOP/s, {100 * rate / peaks[args.precision]:.0f}% of the "
+          f"{args.precision} matmul peak); the step: {step * 1e3:.0f} ms (mean of "
           f"{args.steps}); products {100 * total / step:.0f}% of it, everything else "
           f"{(step - total) * 1e3:.0f} ms")
     print(f"done; {common.load_line()}")

@@ -1,7 +1,8 @@
 """The fine-tuning benchmarks: their FLOP counts, and a `--smoke` run of each; the serving
 benchmark (latency, with its dense products alone, and batching sweep) in its `--smoke`
 form; the pretraining benchmark's records, its per-process peak RSS, its best-of summary
-and a `--smoke` run."""
+and a `--smoke` run; the re-ranking and data-building benchmarks' `--smoke` runs. The
+benchmarks that start with `common.print_machine`'s lines are checked for them."""
 
 import os
 import sys
@@ -10,17 +11,19 @@ import keras
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
-
-import common  # noqa: E402
-import finetune_throughput  # noqa: E402
-import pretrain_throughput  # noqa: E402
-import rerank_scoring  # noqa: E402
-import serving_latency  # noqa: E402
-import squad_throughput  # noqa: E402
-from electra_tf import flops  # noqa: E402
-from electra_tf.training import precision  # noqa: E402
-from pretrain_data import reader, tokenization  # noqa: E402
+# bench/, on sys.path by tests/bench/conftest.py
+import build_throughput
+import common
+import finetune_throughput
+import original
+import original_finetune
+import pretrain_throughput
+import rerank_scoring
+import serving_latency
+import squad_throughput
+from electra_tf import flops
+from electra_tf.training import precision
+from pretrain_data import reader, tokenization
 
 
 def test_encoder_flops_plus_binary_head_is_the_originals_inference_count():
@@ -73,12 +76,12 @@ def test_random_features_fit_the_tasks():
 
 @pytest.mark.parametrize("bench, expected", [
     (finetune_throughput, "tiny       4 float32"), (squad_throughput, "tiny     32 infer")])
-def test_smoke_run_prints_its_figures(bench, expected, capsys):
+def test_smoke_run_prints_its_figures(bench, expected, capsys, machine_lines):
     policy = keras.mixed_precision.global_policy().name
     rows = bench.main(["--smoke"])
     out = capsys.readouterr().out
-    assert out.startswith("CPU: ") and "flags: " in out.splitlines()[0]
-    assert "matmul peak float32:" in out and "matmul peak mixed_bfloat16:" in out
+    machine_lines(out)
+    assert "matmul peaks again, the larger kept:" in out
     assert expected in out
     assert rows and all(seqs > 0 and mfu > 0 for seqs, mfu in rows.values())
     assert keras.mixed_precision.global_policy().name == policy
@@ -90,11 +93,13 @@ def test_bad_option_is_a_usage_error_naming_it(capsys):
     assert "--precisions" in capsys.readouterr().err
 
 
-def test_serving_batching_smoke_run_writes_the_parameters_it_derives(tmp_path, capsys):
+def test_serving_batching_smoke_run_writes_the_parameters_it_derives(tmp_path, capsys,
+                                                                      machine_lines):
     output = tmp_path / "batching_parameters.txt"
     params = serving_latency.main(["--batching", "--smoke", "--output", str(output)])
     out = capsys.readouterr().out
-    assert "CPU: " in out and serving_latency.TABLE_HEADER in out
+    machine_lines(out)
+    assert serving_latency.TABLE_HEADER in out
     assert serving_latency.text_proto(params) in out
     p50_ms, options = serving_latency.read_derivation(output.read_text())
     assert sorted(p50_ms) == [1, 2, 4] and options["cpu_cores"] == common.cpu_cores()
@@ -104,9 +109,11 @@ def test_serving_batching_smoke_run_writes_the_parameters_it_derives(tmp_path, c
     assert "".join(fields) == serving_latency.text_proto(params)
 
 
-def test_serving_latency_smoke_run_prints_the_cpu_and_the_dense_products_alone(capsys):
+def test_serving_latency_smoke_run_prints_the_cpu_and_the_dense_products_alone(
+        capsys, machine_lines):
     serving_latency.main(["--smoke"])
     out = capsys.readouterr().out
+    machine_lines(out)
     assert out.count("CPU: ") == 1
     alone = [line for line in out.splitlines() if serving_latency.DENSE_ALONE in line]
     assert [line.split()[1] for line in alone] == ["1", "2", "4"]
@@ -136,10 +143,11 @@ def test_serving_batching_needs_batch_size_one(capsys):
     assert "--batch-sizes" in capsys.readouterr().err
 
 
-def test_rerank_scoring_smoke_run_prints_both_rates_and_their_ratio(capsys):
+def test_rerank_scoring_smoke_run_prints_both_rates_and_their_ratio(capsys, machine_lines):
     rates = rerank_scoring.main(["--smoke", "--calls", "1"])
     out = capsys.readouterr().out
-    assert "CPU: " in out and "Electric / MLM pseudo-LL: " in out
+    machine_lines(out)
+    assert "Electric / MLM pseudo-LL: " in out
     assert rates["electric"] > 0 and rates["mlm"] > 0
     assert rates["ratio"] == pytest.approx(rates["electric"] / rates["mlm"])
 
@@ -166,13 +174,13 @@ def test_pretrain_records_are_full_length_segment_pairs_both_readers_accept(tmp_
 
 def test_run_process_reports_that_processs_own_peak_rss():
     command = [sys.executable, "-c", "x = b'x' * (300 << 20); print('{\"n\": 1}')"]
-    result, rss = pretrain_throughput.run_process(command, "allocating child")
+    result, rss = original.run_process(command, "allocating child")
     assert result == {"n": 1} and 300 << 20 < rss < 600 << 20
-    _, small = pretrain_throughput.run_process(
+    _, small = original.run_process(
         [sys.executable, "-c", "print('{}')"], "small child")
     assert small < 100 << 20  # not the earlier child's, nor this test process's
     with pytest.raises(RuntimeError, match="(?s)failing child failed \\(exit 3\\).*went wrong"):
-        pretrain_throughput.run_process(
+        original.run_process(
             [sys.executable, "-c",
              "import sys; print('went wrong', file=sys.stderr); sys.exit(3)"],
             "failing child")
@@ -189,18 +197,20 @@ def test_pretrain_summary_takes_each_best_and_divides_by_the_originals():
 
 def test_pretrain_original_needs_its_tools_and_a_real_model_size(tmp_path, capsys):
     args = pretrain_throughput.parse_args(["--original-tools", str(tmp_path)])
-    available, why = pretrain_throughput.original_available(args)
+    available, why = original.available(args)
     assert not available and str(tmp_path / "orig_electra_env") in why
+    args.original = "on"
+    with pytest.raises(RuntimeError, match="--original on, but the original cannot run: "):
+        original.available(args)
     with pytest.raises(SystemExit):
         pretrain_throughput.parse_args(["--model", "tiny", "--original", "on"])
     assert "--original on" in capsys.readouterr().err
 
 
-def test_pretrain_smoke_run_measures_ours_in_a_fresh_process(tmp_path, capsys):
+def test_pretrain_smoke_run_measures_ours_in_a_fresh_process(tmp_path, capsys, machine_lines):
     summary = pretrain_throughput.main(["--smoke", "--data-dir", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "CPU: " in out and "load average" in out
-    assert "matmul peak float32:" in out and "matmul peak mixed_bfloat16:" in out
+    machine_lines(out)
     assert "original TF1 code: not measured (--original off); ours only" in out
     assert "round 1: ours float32" in out
     [(name, (seqs, rss, ratio))] = summary.items()
@@ -209,3 +219,30 @@ def test_pretrain_smoke_run_measures_ours_in_a_fresh_process(tmp_path, capsys):
     # shares).
     assert seqs > 0 and 200 << 20 < rss < os.sysconf("SC_PAGE_SIZE") * os.sysconf(
         "SC_PHYS_PAGES")
+
+
+def test_build_throughput_smoke_run_times_the_tokenizer_and_both_builders(capsys,
+                                                                          machine_lines):
+    build_throughput.main(["--smoke"])
+    out = capsys.readouterr().out
+    machine_lines(out)
+    assert "tokenizer alone, batches of 1000 lines" in out
+    assert "builder, 1 process: " in out and "builder, 2 processes: " in out
+    assert "builder(2) / builder(1) = " in out
+
+
+def test_measure_table_keeps_each_rows_best_round(capsys):
+    calls = iter([(10.0, 1e9, "float32"), (20.0, 1e9, "mixed_bfloat16"),
+                  (12.0, 1e9, "float32"), (18.0, 1e9, "mixed_bfloat16")])
+    keys = ["a", "b"]
+    peaks = {"float32": 1e11, "mixed_bfloat16": 2e11}
+    rows, after = common.measure_table(keys, "row", lambda key: f"{key:<3}",
+                                       lambda key: next(calls), peaks, matmul_size=64,
+                                       rounds=2)
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if "measured" in line] == [
+        "round 1: measured a: 10.00 seq/s", "round 1: measured b: 20.00 seq/s",
+        "round 2: measured a: 12.00 seq/s", "round 2: measured b: 18.00 seq/s"]
+    assert after == peaks  # a 64×64 product is slower than these peaks: the larger kept
+    assert rows == {"a": (12.0, 12.0 * 1e9 / 1e11), "b": (20.0, 20.0 * 1e9 / 1e11)}
+    assert "matmul peaks again, the larger kept:" in out
