@@ -132,7 +132,7 @@ def main(argv=None):
     trainer = Pretrainer(config, log=lambda line: None)
     iterator = trainer.input_iterator(config.train_batch_size, trainer.run_seed)
     step = pretrain_throughput.step_seconds(trainer, iterator, args.steps, warmup=1)
-    graph = tf.function(trainer._step_fn).get_concrete_function(iterator.element_spec).graph
+    graph = tf.function(trainer.replica_step).get_concrete_function(iterator.element_spec).graph
     products = step_products(graph)
     print(f"ELECTRA {args.model}, S={args.seq_len}, batch {args.batch_size}, "
           f"{args.precision}: {sum(products.values())} products in a training step, "

@@ -195,7 +195,14 @@ class Pretrainer:
         size = tf.shape(batch["input_ids"])[0] // local
         return {k: v[index * size:(index + 1) * size] for k, v in batch.items()}
 
-    def _step_fn(self, batch):
+    def replica_step(self, batch):
+        """One update on this replica's share of `batch` (a worker's batch with its
+        examples' `seeds`): what `make_train_loop` runs per step in each replica, and what
+        benchmarks trace to see a step's ops.
+
+        Returns:
+            {"loss", "mlm_loss", "disc_loss"}: this replica's shares of the batch's losses.
+        """
         batch = self._local_batch(batch)
         seeds = batch.pop("seeds")
 
@@ -210,7 +217,7 @@ class Pretrainer:
     def make_train_loop(self):
         """The `tf.function` `train_loop(iterator, num_steps)` that `train` runs: that many
         steps, returning their mean losses (benchmarks time it as it is)."""
-        step_fn = tf.function(self._step_fn, jit_compile=self.config.jit_compile)
+        step_fn = tf.function(self.replica_step, jit_compile=self.config.jit_compile)
 
         @tf.function
         def train_loop(iterator, num_steps):
