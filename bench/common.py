@@ -5,8 +5,10 @@ does (`electra_tf/flops.py`: a matmul is 2·m·n, backward = forward), divided b
 of a large square matmul of the same dtype measured in the same run.
 """
 
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -266,3 +268,31 @@ def parse_list(parser, text, allowed, what):
         parser.error(f"--{what}: expected a comma-separated list of {', '.join(allowed)}, "
                      f"got {text!r}")
     return items
+
+
+# Runs argv[1:] and prints its peak RSS (`wait4`'s ru_maxrss) as a last stdout line. A
+# process inherits, at exec, the peak of the process it was forked from; started from this
+# small one rather than from the benchmark (TensorFlow loaded, GBs of matmul operands), a
+# measured process's peak is its own, within this launcher's ~10 MB.
+LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); "
+            "_, status, usage = os.wait4(p.pid, 0); print(usage.ru_maxrss, flush=True); "
+            "sys.exit(os.waitstatus_to_exitcode(status))")
+
+
+def run_process(command, what):
+    """Runs `command` in a fresh process, through `LAUNCHER`.
+
+    Returns:
+        (its last stdout line, parsed as JSON; its peak resident set size in bytes).
+    Raises:
+        RuntimeError: naming `what`, with the end of its stderr, if it fails.
+    """
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True,
+                          text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or len(lines) < 2:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{tail}")
+    # Linux counts ru_maxrss in KiB, macOS in bytes.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return json.loads(lines[-2]), int(lines[-1]) * scale

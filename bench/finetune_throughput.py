@@ -50,6 +50,7 @@ MODEL_SIZES = {"small": {"model_size": "small"}, "base": {"model_size": "base"},
                "tiny": {"model_size": "small", "vocab_size": 1000, "model_hparam_overrides":
                         {"hidden_size": 64, "num_hidden_layers": 1}}}
 DEFAULT_BATCH = {"small": 32, "base": 16, "tiny": 4}
+NUM_TRAIN_STEPS = 10000  # the LR schedule's length (ours and the original's): LR is not ~0
 
 
 def bench_config(model, precision, jit_compile, batch_size, seq_len, task=TASK):
@@ -95,7 +96,7 @@ def build(config, task=TASK):
     with strategy.scope():
         tasks = [tasks_lib.get_task(config, task, tokenizer=None)]
         model = build_finetuning_model(config, tasks)
-        optimizer = trainer.build_optimizer(config, model, num_train_steps=10000)
+        optimizer = trainer.build_optimizer(config, model, num_train_steps=NUM_TRAIN_STEPS)
     return model, optimizer, strategy
 
 
@@ -109,18 +110,26 @@ def train_rate(config, features, steps, warmup, task=TASK):
         return common.steps_per_second(lambda: step(iterator), steps, warmup, median=True)
 
 
-def original_rate(args, model, features):
+def original_rate(environment, args, model, features):
     """Sequences per second of the original's fine-tuning update of `model`'s size on the
-    batch `features`, in a fresh process; its peak RSS is printed."""
-    python, src = original.environment(args.original_tools)
+    batch `features`, in a fresh process; its peak RSS goes to stderr.
+
+    Args:
+        environment: (the original's Python, its code's folder): `original.environment`.
+        args: the bench's options (steps, warm-up).
+        model: small, base or large.
+        features: the batch, {feature: array}.
+    """
+    python, src = environment
     with tempfile.TemporaryDirectory() as tmp:
         batch = os.path.join(tmp, "batch.npz")
         np.savez(batch, **features)
         command = [python, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                         "original_finetune.py"),
                    "--src", src, "--batch", batch, "--model-size", model, "--task", TASK,
-                   "--steps", str(args.steps), "--warmup", str(args.warmup)]
-        result, rss = original.run_process(command, f"{original.NAME} ({model})")
+                   "--steps", str(args.steps), "--warmup", str(args.warmup),
+                   "--num-train-steps", str(NUM_TRAIN_STEPS)]
+        result, rss = common.run_process(command, f"{original.NAME} ({model})")
     print(f"{original.NAME} ({model}): peak RSS {rss / 2**30:.2f} GB", file=sys.stderr)
     return result["seq_per_s"]
 
@@ -184,8 +193,11 @@ def parse_args(argv=None):
     args = check_args(parser, parser.parse_args(argv), seq_len=32, original="off", rounds=1)
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
-    if args.original == "on" and "tiny" in args.models:
+    if args.original == "on" and set(args.models) == {"tiny"}:
         parser.error("--original on: the original has no tiny model (use small or base)")
+    if args.original != "off" and args.warmup < 1:
+        parser.error("--warmup must be >= 1 when the original is measured (its first step "
+                     "optimises the graph)")
     return args
 
 
@@ -195,11 +207,13 @@ def main(argv=None):
     print(f"ELECTRA fine-tuning, {TASK.upper()} classification head (3 labels), "
           f"S={args.seq_len}, random weights")
     batch = {m: args.batch or DEFAULT_BATCH[m] for m in args.models}
-    measured_original, why = original.available(args) if "tiny" not in args.models else \
-        (False, "the original has no tiny model")
+    measured_original, why = original.available(args)
     if not measured_original:
         print(f"original TF1 code: not measured ({why}); ours only")
-    keys = [(m, original.NAME, False) for m in args.models if measured_original]
+    elif "tiny" in args.models:
+        print("original TF1 code: not measured for the tiny model (the original has none)")
+    environment = original.environment(args.original_tools) if measured_original else None
+    keys = [(m, original.NAME, False) for m in args.models if measured_original and m != "tiny"]
     keys += list(itertools.product(args.models, args.precisions, args.jit_compile))
 
     def measure(key):
@@ -209,7 +223,7 @@ def main(argv=None):
                               args.seq_len)
         features = random_features(config, [tasks_lib.get_task(config, TASK, tokenizer=None)])
         seqs = (train_rate(config, features, args.steps, args.warmup) * batch[model] if ours
-                else original_rate(args, model, features))
+                else original_rate(environment, args, model, features))
         return seqs, train_flops_per_sequence(config), config.precision
 
     rows, peaks = common.measure_table(
@@ -222,7 +236,8 @@ def main(argv=None):
 
 
 def print_targets(rows, peaks):
-    """Whether each model meets the issue's targets (best over jit_compile settings)."""
+    """Whether each model meets the issue's targets (best over jit_compile settings), and our
+    best of each precision over the original's rate where it was measured."""
     for model in dict.fromkeys(m for m, _, _ in rows):
         best = {p: max((v for (m, q, _), v in rows.items() if m == model and q == p),
                        default=None) for p in common.PRECISIONS}

@@ -4,14 +4,12 @@ The original runs from its measurement tools (`--original-tools DIR`, by default
 `shared/tools` beside the repository): `orig_electra_env` builds, once, a TF 2.21 + tf_keras
 environment under /tmp with a copy of the original's code and prints its Python (`--src`:
 the code's folder); `bench_original.py` times its pretraining step. The original is only
-run; none of its code is in this project. Every measured process is started fresh, from a
-small launcher that reports its peak RSS.
+run; none of its code is in this project. Its processes are started fresh, through
+`common.run_process`, which reports their peak RSS.
 """
 
-import json
 import os
 import subprocess
-import sys
 
 import common  # bench/common.py: puts the repository on sys.path
 
@@ -60,31 +58,3 @@ def environment(tools):
     tool = os.path.join(tools, "orig_electra_env")
     return tuple(subprocess.run([tool, *flag], stdout=subprocess.PIPE, check=True,
                                 text=True).stdout.strip() for flag in ([], ["--src"]))
-
-
-# Runs argv[1:] and prints its peak RSS (`wait4`'s ru_maxrss) as a last stdout line. A
-# process inherits, at exec, the peak of the process it was forked from; started from this
-# small one rather than from the benchmark (TensorFlow loaded, GBs of matmul operands), a
-# measured process's peak is its own, within this launcher's ~10 MB.
-LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); "
-            "_, status, usage = os.wait4(p.pid, 0); print(usage.ru_maxrss, flush=True); "
-            "sys.exit(os.waitstatus_to_exitcode(status))")
-
-
-def run_process(command, what):
-    """Runs `command` in a fresh process, through `LAUNCHER`.
-
-    Returns:
-        (its last stdout line, parsed as JSON; its peak resident set size in bytes).
-    Raises:
-        RuntimeError: naming `what`, with the end of its stderr, if it fails.
-    """
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True,
-                          text=True, check=False)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or len(lines) < 2:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{tail}")
-    # Linux counts ru_maxrss in KiB, macOS in bytes.
-    scale = 1 if sys.platform == "darwin" else 1024
-    return json.loads(lines[-2]), int(lines[-1]) * scale

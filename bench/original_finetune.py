@@ -1,18 +1,18 @@
 """Times the ORIGINAL google-research/electra fine-tuning update on one batch (measurement only).
 
     <the original's Python> bench/original_finetune.py --src DIR --batch FILE.npz
-        [--model-size small] [--task mnli] [--steps 5] [--warmup 2]
+        [--model-size small] [--task mnli] [--steps 5] [--warmup 2] [--num-train-steps N]
 
 Run by `bench/finetune_throughput.py --original on|auto` under the Python that
-`orig_electra_env` (the original's measurement tools, see `bench/pretrain_throughput.py`)
-prints, with DIR its `--src` copy of the original code. It imports that code and builds the
+`orig_electra_env` (the original's measurement tools, see `bench/original.py`) prints, with DIR its `--src` copy of the original code. It imports that code and builds the
 graph its `run_finetuning.model_fn_builder` builds in TRAIN mode, without the TPUEstimator:
 `FinetuningModel` (the encoder and the task's head, random weights from the original's
 initializers) and `optimization.create_optimizer` with the original's defaults (layer-wise LR
 decay 0.8, weight decay 0.01, 10% warm-up). The batch is FILE.npz (written by the
 fine-tuning bench: the same records ours trains on), repeated by `tf.data`. Each step is
 `sess.run(train_op)` in a default `tf.Session`, timed on its own; seq/s is the batch over
-the median. Prints one JSON line: seq_per_s, the step times, the trainable parameters.
+the median. Prints one JSON line: seq_per_s, the step times, the trainable parameters, the
+TensorFlow version.
 Nothing of the original's code is in this project; it is only run.
 """
 
@@ -24,8 +24,6 @@ import sys
 import time
 import types
 
-NUM_TRAIN_STEPS = 10000  # the schedule's length (as ours in the bench): LR is not ~0
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
@@ -36,6 +34,8 @@ def parse_args(argv=None):
     parser.add_argument("--task", default="mnli")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--num-train-steps", type=int, default=10000,
+                        help="the LR schedule's length (warm-up is 10%% of it)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1:
         parser.error("--steps and --warmup must be >= 1")
@@ -50,6 +50,8 @@ class _Absent(types.ModuleType):
     lacks; the timed update never uses them, and any use is an error naming the module."""
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # what introspection asks any module (hasattr, inspect)
+            raise AttributeError(name)
         raise ImportError(f"{self.__name__}.{name}: {self.__name__} is not installed in the "
                           "original's environment (only a stand-in for the import)")
 
@@ -84,9 +86,9 @@ def main(argv=None):
     tf.set_random_seed(0)
     features = tf.data.make_one_shot_iterator(
         tf.data.Dataset.from_tensors(batch).repeat()).get_next()
-    model = run_finetuning.FinetuningModel(config, tasks, True, features, NUM_TRAIN_STEPS)
+    model = run_finetuning.FinetuningModel(config, tasks, True, features, args.num_train_steps)
     train_op = optimization.create_optimizer(
-        model.loss, config.learning_rate, NUM_TRAIN_STEPS,
+        model.loss, config.learning_rate, args.num_train_steps,
         weight_decay_rate=config.weight_decay_rate, use_tpu=False,
         warmup_proportion=config.warmup_proportion,
         layerwise_lr_decay_power=config.layerwise_lr_decay,

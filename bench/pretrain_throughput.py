@@ -2,7 +2,8 @@
 
     python bench/pretrain_throughput.py [--model small] [--batch-size 16] [--seq-len 128]
         [--precisions float32,mixed_bfloat16] [--jit-compile false] [--rounds 2]
-        [--steps 20] [--original auto|on|off] [--data-dir DIR]
+        [--steps 20] [--warmup 3] [--original auto|on|off] [--original-tools DIR]
+        [--data-dir DIR] [--matmul-size 4096]
     python bench/pretrain_throughput.py --model base   # S=512, batch 4: Base's peak RSS
     python bench/pretrain_throughput.py --smoke        # seconds: a one-layer model, no original
 
@@ -17,8 +18,8 @@ only to measure, when they are available), then ours in each precision — the l
 discriminator, backward, AdamWeightDecay with the global clip). Rounds interleave the
 configurations so that a change of machine load touches all of them alike.
 
-Printed: the CPU (model, AVX-512 / bfloat16 / AMX flags), the float32 and bfloat16 matmul
-peaks, the load, seq/s of each process, then per configuration the best seq/s, MFU (the
+Printed: the CPU (model, AVX-512 / bfloat16 / AMX flags) with the load, the float32 and
+bfloat16 matmul peaks, seq/s of each process, then per configuration the best seq/s, MFU (the
 step's training FLOPs counted as the original's `flops_computation.py` does, per second,
 over the float32 peak and over the peak of its own compute dtype), the largest peak RSS
 of its processes, and ours / original.
@@ -45,7 +46,6 @@ from electra_tf import config as config_lib, flops  # noqa: E402
 from electra_tf.pretraining import helpers  # noqa: E402
 from pretrain_data.examples import ExampleSerializer  # noqa: E402
 
-ORIGINAL = original.NAME
 # Model sizes: PretrainingConfig fields, default batch, default S. "tiny" is for --smoke.
 MODELS = {
     "small": ({"model_size": "small"}, 16, 128),
@@ -155,7 +155,7 @@ def measure_ours(args, ours):
                                            ("seq-len", args.seq_len), ("steps", args.steps),
                                            ("warmup", args.warmup),
                                            ("data-dir", args.data_dir)))]
-    result, rss = original.run_process(command, str(ours))
+    result, rss = common.run_process(command, str(ours))
     return result["seq_per_s"], rss
 
 
@@ -169,9 +169,9 @@ def measure_original(args, config):
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--repeats", "1",
                "--loss-steps", "0", "--seed", "0",
                "--hparams", json.dumps({"model_size": config.model_size})]
-    result, rss = original.run_process(command, ORIGINAL)
+    result, rss = common.run_process(command, original.NAME)
     if result["data"] != "existing":  # it wrote its own records: not the same data
-        raise RuntimeError(f"{ORIGINAL} did not read the records in {args.data_dir}")
+        raise RuntimeError(f"{original.NAME} did not read the records in {args.data_dir}")
     return result["repeats"][0], rss
 
 
@@ -185,8 +185,8 @@ def summarize(rounds):
     """
     best = {name: (max(s for s, _ in runs), max(r for _, r in runs))
             for name, runs in rounds.items()}
-    original = best.get(ORIGINAL, (None,))[0]
-    return {name: (seqs, rss, seqs / original if original else None)
+    reference = best.get(original.NAME, (None,))[0]
+    return {name: (seqs, rss, seqs / reference if reference else None)
             for name, (seqs, rss) in best.items()}
 
 
@@ -280,10 +280,10 @@ def main(argv=None):
     available, why = original.available(args)
     if not available:
         print(f"original TF1 code: not measured ({why}); ours only")
-    rounds = {name: [] for name in ([ORIGINAL] if available else []) + args.ours}
+    rounds = {name: [] for name in ([original.NAME] if available else []) + args.ours}
     for r in range(1, args.rounds + 1):
         for name in rounds:
-            seqs, rss = (measure_original(args, config) if name == ORIGINAL
+            seqs, rss = (measure_original(args, config) if name == original.NAME
                          else measure_ours(args, name))
             rounds[name].append((seqs, rss))
             print(f"round {r}: {str(name):<24} {seqs:7.2f} seq/s  peak RSS "

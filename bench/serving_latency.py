@@ -2,9 +2,10 @@
 with `--batching`, latency against batch size and the TF Serving batching parameters it implies.
 
     python bench/serving_latency.py [--model-dir DIR | --classifier] [--batch-sizes 1,8,32]
-                                    [--iterations 30] [--smoke]
+                                    [--iterations 30] [--matmul-size 4096] [--smoke]
     python bench/serving_latency.py --batching [--model-dir DIR] [--batch-sizes 1,2,...,64]
-                                    [--latency-budget-ms MS] [--output FILE] [--smoke]
+                                    [--latency-budget-ms MS] [--output FILE]
+                                    [--matmul-size 4096] [--smoke]
 
 By default a randomly initialised ELECTRA-Small (code defaults: H=256, 12 layers, generator
 0.25, V=30522, S=128) with a generated 30,522-token vocabulary is written to a temporary

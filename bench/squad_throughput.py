@@ -2,6 +2,7 @@
 
     python bench/squad_throughput.py [--models small] [--seq-lens 384,512]
         [--precisions float32,mixed_bfloat16] [--jit-compile false] [--steps 3] [--batch 16]
+        [--matmul-size 4096] [--smoke]
 
 A `squad` (2.0) model with random weights and the default head (start logits, end logits
 conditioned on the start, answerability classifier) on random in-memory batches:

@@ -16,7 +16,6 @@ import build_throughput
 import common
 import finetune_throughput
 import original
-import original_finetune
 import pretrain_throughput
 import rerank_scoring
 import serving_latency
@@ -174,13 +173,13 @@ def test_pretrain_records_are_full_length_segment_pairs_both_readers_accept(tmp_
 
 def test_run_process_reports_that_processs_own_peak_rss():
     command = [sys.executable, "-c", "x = b'x' * (300 << 20); print('{\"n\": 1}')"]
-    result, rss = original.run_process(command, "allocating child")
+    result, rss = common.run_process(command, "allocating child")
     assert result == {"n": 1} and 300 << 20 < rss < 600 << 20
-    _, small = original.run_process(
+    _, small = common.run_process(
         [sys.executable, "-c", "print('{}')"], "small child")
     assert small < 100 << 20  # not the earlier child's, nor this test process's
     with pytest.raises(RuntimeError, match="(?s)failing child failed \\(exit 3\\).*went wrong"):
-        original.run_process(
+        common.run_process(
             [sys.executable, "-c",
              "import sys; print('went wrong', file=sys.stderr); sys.exit(3)"],
             "failing child")
@@ -188,10 +187,10 @@ def test_run_process_reports_that_processs_own_peak_rss():
 
 def test_pretrain_summary_takes_each_best_and_divides_by_the_originals():
     ours = pretrain_throughput.Ours("mixed_bfloat16", False)
-    original = pretrain_throughput.ORIGINAL
-    summary = pretrain_throughput.summarize({original: [(10.0, 5), (12.0, 4)],
+    reference = original.NAME
+    summary = pretrain_throughput.summarize({reference: [(10.0, 5), (12.0, 4)],
                                              ours: [(15.0, 7), (13.0, 9)]})
-    assert summary == {original: (12.0, 5, 1.0), ours: (15.0, 9, 1.25)}
+    assert summary == {reference: (12.0, 5, 1.0), ours: (15.0, 9, 1.25)}
     assert pretrain_throughput.summarize({ours: [(15.0, 7)]}) == {ours: (15.0, 7, None)}
 
 

@@ -19,7 +19,8 @@ FAKE_ORIGINAL = """
 import argparse, json, shutil, sys
 p = argparse.ArgumentParser()
 p.add_argument("script")
-for name in ("--src", "--batch", "--model-size", "--task", "--steps", "--warmup"):
+for name in ("--src", "--batch", "--model-size", "--task", "--steps", "--warmup",
+             "--num-train-steps"):
     p.add_argument(name)
 a = p.parse_args()
 shutil.copy(a.batch, {seen!r})
@@ -41,22 +42,30 @@ def executable(path, text):
     return path
 
 
-def test_the_original_gets_the_same_batch_and_its_rate_is_read(tmp_path):
-    # A stand-in for the original's environment: `orig_electra_env` prints a "Python" that
-    # keeps what it was given and reports 12.5 seq/s.
-    seen, argv = tmp_path / "seen.npz", tmp_path / "argv.json"
+@pytest.fixture
+def fake_tools(tmp_path):
+    """A stand-in for the original's tools: `orig_electra_env` prints a "Python" that keeps
+    the batch and the options it was given (seen.npz, argv.json) and reports 12.5 seq/s."""
     script = tmp_path / "fake_original.py"
-    script.write_text(FAKE_ORIGINAL.format(seen=str(seen), argv=str(argv)))
+    script.write_text(FAKE_ORIGINAL.format(seen=str(tmp_path / "seen.npz"),
+                                           argv=str(tmp_path / "argv.json")))
     python = executable(tmp_path / "python", f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
     tools = tmp_path / "tools"
     tools.mkdir()
     executable(tools / "orig_electra_env", "#!/bin/sh\n"
                f"if [ \"$1\" = --src ]; then echo {tmp_path}/src; else echo {python}; fi\n")
-    args = finetune_throughput.parse_args(["--original-tools", str(tools), "--models", "small",
-                                           "--steps", "3", "--warmup", "1"])
+    return tools
+
+
+def test_the_original_gets_the_same_batch_and_its_rate_is_read(tmp_path, fake_tools):
+    seen, argv = tmp_path / "seen.npz", tmp_path / "argv.json"
+    args = finetune_throughput.parse_args(["--original-tools", str(fake_tools), "--models",
+                                           "small", "--steps", "3", "--warmup", "1"])
     assert original.available(args) == (True, "")
+    environment = original.environment(args.original_tools)
+    assert environment == (str(tmp_path / "python"), f"{tmp_path}/src")
     features = small_features()
-    assert finetune_throughput.original_rate(args, "small", features) == 12.5
+    assert finetune_throughput.original_rate(environment, args, "small", features) == 12.5
     with np.load(seen, allow_pickle=False) as stored:
         assert sorted(stored.files) == sorted(features)
         for key, value in features.items():
@@ -66,7 +75,31 @@ def test_the_original_gets_the_same_batch_and_its_rate_is_read(tmp_path):
     assert given["script"] == os.path.abspath(original_finetune.__file__)
     assert given["src"] == f"{tmp_path}/src" and given["model_size"] == "small"
     assert (given["task"], given["steps"], given["warmup"]) == ("mnli", "3", "1")
+    assert given["num_train_steps"] == str(finetune_throughput.NUM_TRAIN_STEPS)
     assert not os.path.exists(given["batch"])  # the batch file is removed afterwards
+
+
+def test_each_round_measures_the_original_first_and_ours_are_its_multiples(
+        fake_tools, monkeypatch, capsys):
+    # Ours timed as 5 steps/s (batch 4: 20 seq/s), the original (the stand-in) 12.5 seq/s.
+    monkeypatch.setattr(finetune_throughput, "train_rate", lambda *args, **kwargs: 5.0)
+    rows = finetune_throughput.main([
+        "--original-tools", str(fake_tools), "--original", "on", "--models", "small,tiny",
+        "--batch", "4", "--seq-len", "32", "--precisions", "float32", "--matmul-size", "64"])
+    out = capsys.readouterr().out
+    measured = [line for line in out.splitlines() if line.startswith("round ")]
+    assert measured == [
+        "round 1: measured small      4 original TF1 float32 False: 12.50 seq/s",
+        "round 1: measured small      4 float32              False: 20.00 seq/s",
+        "round 1: measured tiny       4 float32              False: 20.00 seq/s",
+        "round 2: measured small      4 original TF1 float32 False: 12.50 seq/s",
+        "round 2: measured small      4 float32              False: 20.00 seq/s",
+        "round 2: measured tiny       4 float32              False: 20.00 seq/s"]
+    assert "original TF1 code: not measured for the tiny model (the original has none)" in out
+    assert "small: ours / original TF1 float32: float32 1.60x" in out
+    assert "tiny: ours / original" not in out
+    assert set(rows) == {("small", original.NAME, False), ("small", "float32", False),
+                         ("tiny", "float32", False)}
 
 
 def test_ours_are_given_as_ratios_to_the_original(capsys):
@@ -80,10 +113,14 @@ def test_ours_are_given_as_ratios_to_the_original(capsys):
     assert "small: float32 MFU 36.0%" in out
 
 
-def test_original_on_needs_a_model_the_original_has(capsys):
+def test_original_on_needs_a_model_the_original_has_and_a_warm_up(capsys):
     with pytest.raises(SystemExit):
         finetune_throughput.parse_args(["--models", "tiny", "--original", "on"])
     assert "--original on: the original has no tiny model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        finetune_throughput.parse_args(["--models", "small", "--warmup", "0"])
+    assert "--warmup must be >= 1 when the original is measured" in capsys.readouterr().err
+    assert finetune_throughput.parse_args(["--warmup", "0", "--original", "off"]).warmup == 0
 
 
 def test_the_original_runner_checks_its_source_folder(tmp_path, capsys):
@@ -93,8 +130,10 @@ def test_the_original_runner_checks_its_source_folder(tmp_path, capsys):
 
 
 def test_a_stand_in_module_names_itself_when_used():
+    stand_in = original_finetune._Absent("scipy")
     with pytest.raises(ImportError, match="scipy.stats: scipy is not installed"):
-        original_finetune._Absent("scipy").stats  # noqa: B018 (the access is the test)
+        stand_in.stats  # noqa: B018 (the access is the test)
+    assert not hasattr(stand_in, "__file__")  # introspection is answered, not an error
 
 
 def cached_original():
@@ -104,8 +143,11 @@ def cached_original():
                           "bin", "python")
     src = os.environ.get("ORIG_ELECTRA_SRC", "/tmp/orig-electra-src")
     tool = os.path.join(original.TOOLS, "orig_electra_env")
+    # The markers orig_electra_env leaves when its venv and patched code are complete.
+    markers = (os.path.join(os.path.dirname(os.path.dirname(python)), ".orig_electra_ok"),
+               os.path.join(src, ".orig_electra_patched"))
     return all(os.path.exists(p) for p in (python, os.path.join(src, "run_finetuning.py"),
-                                            tool))
+                                            tool, *markers))
 
 
 @pytest.mark.skipif(not cached_original(), reason="the original's environment is not built "
@@ -113,4 +155,6 @@ def cached_original():
 def test_the_originals_update_runs_on_our_batch():
     args = finetune_throughput.parse_args(["--models", "small", "--steps", "1",
                                            "--warmup", "1", "--original", "on"])
-    assert finetune_throughput.original_rate(args, "small", small_features(2, 32)) > 0
+    environment = original.environment(args.original_tools)
+    assert finetune_throughput.original_rate(environment, args, "small",
+                                             small_features(2, 32)) > 0
