@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from electra_tf import flops  # noqa: E402
-from electra_tf.training.precision import cpu_flags  # noqa: E402
+from electra_tf.training.precision import cpu_flags, cpuinfo  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 MATMUL_SIZE = 4096  # n of the n×n matmul whose rate is the peak
@@ -43,15 +43,7 @@ def cpu_line():
 
 def cpu_model():
     """The CPU's model name (Linux `/proc/cpuinfo`; elsewhere what `platform` reports)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_cores():

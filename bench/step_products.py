@@ -2,7 +2,8 @@
 whole step.
 
     python bench/step_products.py [--model small] [--batch-size 16] [--seq-len 128]
-        [--precision float32|mixed_bfloat16] [--steps 8] [--data-dir DIR] [--smoke]
+        [--precision float32|mixed_bfloat16] [--steps 8] [--calls 20] [--repeats 5]
+        [--data-dir DIR] [--matmul-size 4096] [--smoke]
 
 Times `Pretrainer`'s training loop (the loop `run_pretraining` runs, on the records
 `pretrain_throughput.py` writes), then collects every product of one training step from

@@ -14,14 +14,21 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 def cpu_flags(path="/proc/cpuinfo"):
     """The CPU's feature flags (Linux `/proc/cpuinfo`; empty where there is none)."""
+    return set((cpuinfo("flags", path) or "").split())
+
+
+def cpuinfo(key, path="/proc/cpuinfo"):
+    """The first value of `key` (e.g. "flags", "model name") in Linux `/proc/cpuinfo`;
+    None where there is no such file or line."""
     try:
         with open(path, encoding="utf-8") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                name, _, value = line.partition(":")
+                if name.strip() == key:
+                    return value.strip()
     except OSError:
         pass
-    return set()
+    return None
 
 
 def choose(use_tpu, gpu_capability=None, flags=None):

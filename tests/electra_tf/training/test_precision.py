@@ -28,6 +28,15 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert precision.cpu_flags(str(tmp_path / "missing")) == set()
 
 
+def test_cpuinfo_gives_the_first_value_of_a_key(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu\n"
+                       "processor\t: 1\nmodel name\t: other\n")
+    assert precision.cpuinfo("model name", str(cpuinfo)) == "AMD EPYC"
+    assert precision.cpuinfo("bogus", str(cpuinfo)) is None
+    assert precision.cpuinfo("flags", str(tmp_path / "missing")) is None
+
+
 def test_an_auto_config_is_resolved_and_says_why(tmp_path, monkeypatch):
     monkeypatch.setattr(precision, "choose", lambda use_tpu: ("mixed_bfloat16", "reason"))
     config = PretrainingConfig("m", str(tmp_path), precision="auto")
