@@ -136,8 +136,9 @@ def steps_per_second(step, steps, warmup=3, median=False):
 
 
 def _fetch(result):
-    """Copies a tensor or a nest of tensors to the host, waiting for their computation."""
-    return tf.nest.map_structure(lambda t: t.numpy(), result)
+    """Copies a tensor or a nest of tensors (or host numbers, already there) to the host,
+    waiting for their computation."""
+    return tf.nest.map_structure(np.asarray, result)
 
 
 def encoder_flops(bert_config, embedding_size, seq_len):

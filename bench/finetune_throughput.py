@@ -2,8 +2,8 @@
 
     python bench/finetune_throughput.py [--models small,base]
         [--precisions float32,mixed_bfloat16] [--jit-compile false,true] [--steps 5]
-        [--batch 32] [--seq-len 128] [--rounds 2] [--original auto|on|off]
-        [--original-tools DIR] [--matmul-size 4096] [--smoke]
+        [--batch 32] [--seq-len 128] [--rounds 2] [--plain-keras on|off]
+        [--original auto|on|off] [--original-tools DIR] [--matmul-size 4096] [--smoke]
 
 An MNLI model (3 labels, [CLS] → dropout → dense, summed cross-entropy) with random weights
 is trained on random in-memory batches by the exact compiled update fine-tuning uses
@@ -11,6 +11,13 @@ is trained on random in-memory batches by the exact compiled update fine-tuning 
 decay and the global-norm clip). Warm-up steps (tracing, compilation) are not timed; seq/s
 is batch / the median time of the timed steps, which short bursts of other load do not move.
 Every row is measured `--rounds` times in turn, the best kept.
+
+Beside ours, `--plain-keras on` (the default) measures what plain Keras does with the same
+network: keras-hub's `ElectraBackbone` of the same sizes, [CLS] → dropout → `Dense(3)`,
+`compile` with Keras' `AdamW` (the same peak LR, linear decay, weight decay 0.01 without
+LayerNorm and biases, the global-norm clip 1) and the summed cross-entropy, trained by
+`train_on_batch` on the same batch (rows "plain Keras <precision>"; its `jit_compile` is the
+row's). It is a baseline for speed only: keras-hub's layers are not the original's numbers.
 
 MFU = training FLOPs per second / the float32 matmul peak measured in the same run, the
 FLOPs counted as the pretraining benchmark does (`electra_tf/flops.py`: 2 × forward, the
@@ -33,6 +40,8 @@ import tempfile
 import common  # bench/common.py: puts the repository on sys.path
 import original
 
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -51,6 +60,7 @@ MODEL_SIZES = {"small": {"model_size": "small"}, "base": {"model_size": "base"},
                         {"hidden_size": 64, "num_hidden_layers": 1}}}
 DEFAULT_BATCH = {"small": 32, "base": 16, "tiny": 4}
 NUM_TRAIN_STEPS = 10000  # the LR schedule's length (ours and the original's): LR is not ~0
+PLAIN_KERAS = "plain Keras "  # + the precision: the rows of the keras-hub baseline
 
 
 def bench_config(model, precision, jit_compile, batch_size, seq_len, task=TASK):
@@ -108,6 +118,44 @@ def train_rate(config, features, steps, warmup, task=TASK):
         iterator = iter(strategy.experimental_distribute_dataset(dataset))
         step = trainer.make_train_step(config, model, optimizer, strategy)
         return common.steps_per_second(lambda: step(iterator), steps, warmup, median=True)
+
+
+def plain_keras_model(config, num_labels=3):
+    """keras-hub's `ElectraBackbone` of `config`'s sizes with a [CLS] → dropout → dense head,
+    compiled as plain Keras compiles a classifier (`plain_keras_rate`'s docstring)."""
+    bert = config.bert_config()
+    backbone = keras_hub.models.ElectraBackbone(
+        vocab_size=bert.vocab_size, num_layers=bert.num_hidden_layers,
+        num_heads=bert.num_attention_heads, hidden_dim=bert.hidden_size,
+        embedding_dim=config.embedding_size, intermediate_dim=bert.intermediate_size,
+        dropout=bert.hidden_dropout_prob, max_sequence_length=bert.max_position_embeddings,
+        num_segments=bert.type_vocab_size)
+    cls = backbone.output["sequence_output"][:, 0, :]
+    logits = keras.layers.Dense(num_labels, dtype="float32")(
+        keras.layers.Dropout(bert.hidden_dropout_prob)(cls))
+    model = keras.Model(backbone.input, logits)
+    schedule = keras.optimizers.schedules.PolynomialDecay(
+        config.learning_rate, NUM_TRAIN_STEPS, end_learning_rate=0.0)
+    optimizer = keras.optimizers.AdamW(
+        schedule, weight_decay=config.weight_decay_rate, beta_1=0.9, beta_2=0.999,
+        epsilon=1e-6, global_clipnorm=1.0)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                  reduction="sum"))
+    return model
+
+
+def plain_keras_rate(config, features, steps, warmup, task=TASK):
+    """Training steps per second of plain Keras (`plain_keras_model`, `train_on_batch`) on
+    `features`' ids, segments, mask and labels."""
+    with distribute.precision(config.precision):
+        model = plain_keras_model(config)
+    inputs = {"token_ids": features["input_ids"], "segment_ids": features["segment_ids"],
+              "padding_mask": features["input_mask"]}
+    labels = features[f"{task}_label_ids"]
+    return common.steps_per_second(lambda: model.train_on_batch(inputs, labels), steps,
+                                   warmup, median=True)
 
 
 def original_rate(environment, args, model, features):
@@ -189,6 +237,9 @@ def parse_args(argv=None):
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2,
                         help="every row measured this many times in turn, the best kept")
+    parser.add_argument("--plain-keras", default="on", choices=("on", "off"),
+                        help="also measure plain Keras (keras-hub's ElectraBackbone, AdamW, "
+                             "train_on_batch) in every precision")
     original.add_options(parser)
     args = check_args(parser, parser.parse_args(argv), seq_len=32, original="off", rounds=1)
     if args.rounds < 1:
@@ -214,21 +265,26 @@ def main(argv=None):
         print("original TF1 code: not measured for the tiny model (the original has none)")
     environment = original.environment(args.original_tools) if measured_original else None
     keys = [(m, original.NAME, False) for m in args.models if measured_original and m != "tiny"]
-    keys += list(itertools.product(args.models, args.precisions, args.jit_compile))
+    precisions = args.precisions + ([PLAIN_KERAS + p for p in args.precisions]
+                                    if args.plain_keras == "on" else [])
+    keys += list(itertools.product(args.models, precisions, args.jit_compile))
 
     def measure(key):
-        model, precision, jit = key
-        ours = precision != original.NAME
-        config = bench_config(model, precision if ours else "float32", jit, batch[model],
-                              args.seq_len)
+        model, row, jit = key
+        precision = row.removeprefix(PLAIN_KERAS)
+        config = bench_config(model, "float32" if row == original.NAME else precision, jit,
+                              batch[model], args.seq_len)
         features = random_features(config, [tasks_lib.get_task(config, TASK, tokenizer=None)])
-        seqs = (train_rate(config, features, args.steps, args.warmup) * batch[model] if ours
-                else original_rate(environment, args, model, features))
+        if row == original.NAME:
+            seqs = original_rate(environment, args, model, features)
+        else:
+            rate = plain_keras_rate if row.startswith(PLAIN_KERAS) else train_rate
+            seqs = rate(config, features, args.steps, args.warmup) * batch[model]
         return seqs, train_flops_per_sequence(config), config.precision
 
     rows, peaks = common.measure_table(
-        keys, f"{'model':<6} {'batch':>5} {'precision':<20} {'jit':<5}",
-        lambda key: f"{key[0]:<6} {batch[key[0]]:>5} {key[1]:<20} {str(key[2]):<5}",
+        keys, f"{'model':<6} {'batch':>5} {'precision':<26} {'jit':<5}",
+        lambda key: f"{key[0]:<6} {batch[key[0]]:>5} {key[1]:<26} {str(key[2]):<5}",
         measure, peaks, args.matmul_size, args.rounds)
     print_targets(rows, peaks)
     print(f"done; {common.load_line()}")
@@ -255,6 +311,13 @@ def print_targets(rows, peaks):
         if then:
             print(f"{model}: ours / {original.NAME}: " + ", ".join(
                 f"{p} {best[p][0] / then[0]:.2f}x" for p in common.PRECISIONS if best[p]))
+        plain = {p: max((v for (m, q, _), v in rows.items()
+                         if m == model and q == PLAIN_KERAS + p), default=None)
+                 for p in common.PRECISIONS}
+        if any(best[p] and plain[p] for p in common.PRECISIONS):
+            print(f"{model}: ours / plain Keras (best of each): " + ", ".join(
+                f"{p} {best[p][0] / plain[p][0]:.2f}x" for p in common.PRECISIONS
+                if best[p] and plain[p]))
 
 
 if __name__ == "__main__":

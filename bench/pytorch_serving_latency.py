@@ -9,10 +9,13 @@ Runs in a throwaway environment, not the project's (PyTorch is no dependency of 
     /tmp/torch-venv/bin/python bench/pytorch_serving_latency.py [--batch-sizes 1,32]
 
 Prints the CPU, the thread count and, per batch size, p50/p90/p99 of `model(...)` under
-`torch.inference_mode()` (after 3 untimed calls), as `serving_latency.py` prints ours.
+`torch.inference_mode()` (after 3 untimed calls), as `serving_latency.py` prints ours;
+with `--json`, one JSON object per batch size instead ({"batch", "p50_ms", "p90_ms",
+"p99_ms"}): how `serving_latency.py --pytorch-python` runs it beside ours.
 """
 
 import argparse
+import json
 import platform
 import time
 
@@ -26,6 +29,7 @@ def main():
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--json", action="store_true", help="one JSON line per batch size")
     args = parser.parse_args()
     torch.manual_seed(0)
     config = ElectraConfig(vocab_size=30522, embedding_size=128, hidden_size=256,
@@ -33,7 +37,8 @@ def main():
                            max_position_embeddings=512, num_labels=2)
     model = ElectraForSequenceClassification(config).eval()
     print(f"{platform.processor() or platform.machine()}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; S={args.seq_len}, {args.iterations} timed calls")
+          f"{torch.get_num_threads()} threads; S={args.seq_len}, {args.iterations} timed calls",
+          flush=True)
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         ids = torch.randint(1000, 30000, (batch, args.seq_len))
         mask = torch.ones(batch, args.seq_len, dtype=torch.long)
@@ -45,7 +50,11 @@ def main():
                 start = time.perf_counter()
                 model(input_ids=ids, attention_mask=mask).logits.numpy()
                 times.append(time.perf_counter() - start)
-        p50, p90, p99 = (np.percentile(times, q) * 1000 for q in (50, 90, 99))
+        p50, p90, p99 = (float(np.percentile(times, q)) * 1000 for q in (50, 90, 99))
+        if args.json:
+            print(json.dumps({"batch": batch, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99}),
+                  flush=True)
+            continue
         print(f"batch {batch:3d}  PyTorch transformers  {p50:8.1f} {p90:8.1f} {p99:8.1f}  "
               f"{batch / p50 * 1000:8.1f} seq/s")
 

@@ -2,7 +2,8 @@
 with `--batching`, latency against batch size and the TF Serving batching parameters it implies.
 
     python bench/serving_latency.py [--model-dir DIR | --classifier] [--batch-sizes 1,8,32]
-                                    [--iterations 30] [--matmul-size 4096] [--smoke]
+                                    [--iterations 30] [--pytorch auto|on|off]
+                                    [--pytorch-python PYTHON] [--matmul-size 4096] [--smoke]
     python bench/serving_latency.py --batching [--model-dir DIR] [--batch-sizes 1,2,...,64]
                                     [--latency-budget-ms MS] [--output FILE]
                                     [--matmul-size 4096] [--smoke]
@@ -23,6 +24,13 @@ to the direct call. Then, each in a fresh process: the first
 call after `tf.saved_model.load` without warm-up, and after replaying the export's warm-up
 records as TF Serving does at load time.
 
+With `--classifier`, PyTorch `transformers`' ELECTRA-Small classifier of the same shapes is
+timed too, before ours at each batch size, in a fresh process of the Python given by
+`--pytorch-python` (`bench/pytorch_serving_latency.py`; by default the throwaway venv its
+docstring builds, /tmp/torch-venv: PyTorch is no dependency of the project), and our ids
+signature's p50 is given as a multiple of PyTorch's (`--pytorch auto`, the default: when
+that Python has torch and transformers; `on` makes their absence an error).
+
 `--batching` (default model: the random SST classifier) times `serving_default` alone at
 batch sizes 1, 2, 4, ..., 64, every text filled to S (the costliest batch TF Serving's
 `BatchingSession` can form from them: it runs the merged requests as one call of the
@@ -36,6 +44,7 @@ calls, a 256×256 peak matmul, no fresh processes; it only checks that the bench
 import argparse
 import ast
 import collections
+import json
 import os
 import random
 import re
@@ -71,6 +80,11 @@ SMOKE_CLASSIFIER = {"vocab_size": 1000, "max_seq_length": 16,
                     "model_hparam_overrides": {"hidden_size": 64, "num_hidden_layers": 1}}
 BATCHING_SIZES = "1,2,4,8,16,32,64"
 DENSE_ALONE = "dense products alone"
+PYTORCH = "PyTorch transformers"
+PYTORCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "pytorch_serving_latency.py")
+PYTORCH_PYTHON = "/tmp/torch-venv/bin/python"  # the venv the script's docstring builds
+PYTORCH_TARGET = (1, 0.6)  # issue 16: at batch 1, at most 0.6x PyTorch's p50
 # BatchingParameters fields that are `google.protobuf.Int64Value` wrappers
 # (tensorflow_serving/servables/tensorflow/session_bundle_config.proto).
 WRAPPED_FIELDS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
@@ -191,6 +205,51 @@ def fetch(outputs):
     return [v.numpy() for v in outputs.values()]
 
 
+def pytorch_available(args):
+    """(whether PyTorch's classifier is measured, why not), as `--pytorch` says.
+
+    Raises:
+        RuntimeError: `--pytorch on` and it cannot be.
+    """
+    ok, why = False, "--pytorch off"
+    if args.pytorch == "off":
+        return ok, why
+    if not args.classifier or args.model_dir or args.batching:
+        why = ("only a --classifier run has PyTorch's shapes (the random ELECTRA-Small "
+               "SST classifier, S=128)")
+    elif args.smoke and args.pytorch == "auto":  # with `on`, against a tiny model of ours
+        why = "--smoke"
+    elif not os.path.exists(args.pytorch_python):
+        why = f"{args.pytorch_python} not found (see {PYTORCH_SCRIPT}'s docstring)"
+    else:
+        done = subprocess.run([args.pytorch_python, "-c", "import torch, transformers"],
+                              capture_output=True, text=True, check=False)
+        lines = done.stderr.strip().splitlines()
+        ok, why = done.returncode == 0, lines[-1] if lines else ""
+    if args.pytorch == "on" and not ok:
+        raise RuntimeError(f"--pytorch on, but {PYTORCH} cannot be measured: {why}")
+    return ok, why
+
+
+def pytorch_percentiles(args, batch, seq_len):
+    """(p50, p90, p99) seconds of PyTorch's classifier at `batch`, timed in a fresh process
+    (`PYTORCH_SCRIPT --json` under `--pytorch-python`), and that process's peak RSS."""
+    command = [args.pytorch_python, PYTORCH_SCRIPT, "--json", "--batch-sizes", str(batch),
+               "--iterations", str(args.iterations), "--seq-len", str(seq_len)]
+    result, rss = common.run_process(command, f"{PYTORCH} ({' '.join(command)})")
+    if result.get("batch") != batch:
+        raise RuntimeError(f"{PYTORCH_SCRIPT}: expected the figures of batch {batch}, "
+                           f"got {result}")
+    return np.array([result[f"p{q}_ms"] for q in (50, 90, 99)]) / 1000, rss
+
+
+def latency_row(batch, name, percentiles, base_ms):
+    """One table line: p50 / p90 / p99 ms, throughput at p50, p50 over `base_ms`."""
+    p50, p90, p99 = (float(t) * 1000 for t in percentiles)
+    return (f"batch {batch:>3}  {name:<20} {p50:8.1f} {p90:8.1f} {p99:8.1f}   "
+            f"{batch / p50 * 1000:7.1f} seq/s   {p50 / base_ms:.2f}x")
+
+
 def first_call(export_dir, replay_warmup):
     """Seconds of the first `serving_default` call after loading (optionally after warm-up)."""
     loaded = tf.saved_model.load(export_dir)
@@ -244,27 +303,42 @@ def run(args, root):
     text_signature = served.signatures["serving_default"]
     ids_signature = served.signatures[ids_name]
     rng = random.Random(1)
+    with_pytorch, why = pytorch_available(args)
+    if not with_pytorch:
+        print(f"{PYTORCH}: not measured ({why})")
     print(f"{os.cpu_count()} CPU cores, S={max_len}, {args.iterations} timed calls each; "
           f"latency in ms (p50 / p90 / p99), throughput at p50; ids signature {ids_name}")
+    against_pytorch = {}
     for batch in args.batch_sizes:
         texts = filled_texts(text_signature, words, batch, max_len, rng)
         features = {k: v for k, v in text_signature(**texts).items()
                     if k in INPUT_NAMES}
         assert features["input_ids"].shape == (batch, max_len), features["input_ids"].shape
+        if with_pytorch:
+            pytorch, rss = pytorch_percentiles(args, batch, max_len)
         rows = {"direct Keras call": lambda: fetch(keras_call(features)),
                 "SavedModel ids": lambda: fetch(ids_signature(**features)),
                 "SavedModel raw text": lambda: fetch(text_signature(**texts))}
         results = interleaved_percentiles(rows, args.iterations)
         base = results["direct Keras call"][0] * 1000
-        for name, (p50, p90, p99) in results.items():
-            p50, p90, p99 = p50 * 1000, p90 * 1000, p99 * 1000
-            print(f"batch {batch:>3}  {name:<20} {p50:8.1f} {p90:8.1f} {p99:8.1f}   "
-                  f"{batch / p50 * 1000:7.1f} seq/s   {p50 / base:.2f}x")
+        for name, percentiles in results.items():
+            print(latency_row(batch, name, percentiles, base))
+        if with_pytorch:
+            print(latency_row(batch, PYTORCH, pytorch, base)
+                  + f"   (a fresh process before ours; peak RSS {rss / 2**30:.2f} GB)")
+            against_pytorch[batch] = results["SavedModel ids"][0] / pytorch[0]
         seconds, count, flop = dense_products_seconds(network, batch * max_len)
         print(f"batch {batch:>3}  {DENSE_ALONE:<20} {seconds * 1000:8.1f}   ({count} "
               f"MatMul → BiasAdd of {batch * max_len} rows, each shape timed alone: "
               f"{flop / max(seconds, 1e-9) / 1e9:.0f} GFLOP/s; {seconds * 1000 / base:.2f}x the "
               f"direct call)")
+    if against_pytorch:
+        target_batch, target = PYTORCH_TARGET
+        print(f"ours (SavedModel ids) / {PYTORCH}, p50: " + ", ".join(
+            f"batch {b} {r:.2f}x" + (f" (target ≤ {target}x: "
+                                     f"{'met' if r <= target else 'NOT met'})"
+                                     if b == target_batch else "")
+            for b, r in against_pytorch.items()))
     if args.smoke:  # the fresh processes take longer than the rest of a smoke run
         return
     for replay in (False, True):
@@ -470,6 +544,11 @@ def parse_args(argv=None):
     parser.add_argument("--batch-sizes", help=f"comma-separated (default 1,8,32; with "
                         f"--batching {BATCHING_SIZES})")
     parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--pytorch", default="auto", choices=("auto", "on", "off"),
+                        help="--classifier: time PyTorch transformers' ELECTRA-Small "
+                             "classifier too (auto: when --pytorch-python has it)")
+    parser.add_argument("--pytorch-python", default=PYTORCH_PYTHON,
+                        help=f"a Python with torch and transformers (default {PYTORCH_PYTHON})")
     parser.add_argument("--latency-budget-ms", type=float, help="--batching: the largest "
                         "batch latency a request may see")
     parser.add_argument("--output", help="--batching: write the parameters file here")

@@ -86,6 +86,33 @@ def test_smoke_run_prints_its_figures(bench, expected, capsys, machine_lines):
     assert keras.mixed_precision.global_policy().name == policy
 
 
+def test_finetune_smoke_run_sets_plain_keras_beside_ours(capsys):
+    rows = finetune_throughput.main(["--smoke"])
+    out = capsys.readouterr().out
+    assert "tiny       4 plain Keras float32" in out
+    ratio = rows[("tiny", "float32", False)][0] / rows[("tiny", "plain Keras float32", False)][0]
+    assert f"tiny: ours / plain Keras (best of each): float32 {ratio:.2f}x" in out
+    finetune_throughput.main(["--smoke", "--plain-keras", "off"])
+    assert "plain Keras" not in capsys.readouterr().out
+
+
+def test_plain_keras_baseline_is_our_network_in_keras_hub_layers():
+    config = finetune_throughput.bench_config("tiny", "float32", False, 4, 32)
+    task = finetune_throughput.tasks_lib.get_task(config, "mnli", tokenizer=None)
+    ours = finetune_throughput.build_finetuning_model(config, [task])
+    plain = finetune_throughput.plain_keras_model(config)
+    assert plain.count_params() == ours.count_params()
+    features = finetune_throughput.random_features(config, [task])
+    before = [w.numpy() for w in plain.trainable_weights]
+    losses = [plain.train_on_batch({"token_ids": features["input_ids"],
+                                    "segment_ids": features["segment_ids"],
+                                    "padding_mask": features["input_mask"]},
+                                   features["mnli_label_ids"]) for _ in range(2)]
+    assert plain.optimizer.iterations.numpy() == 2 and all(np.isfinite(losses))
+    assert all(not np.array_equal(b, w.numpy())
+               for b, w in zip(before, plain.trainable_weights))
+
+
 def test_bad_option_is_a_usage_error_naming_it(capsys):
     with pytest.raises(SystemExit):
         finetune_throughput.parse_args(["--precisions", "float16"])
@@ -119,6 +146,79 @@ def test_serving_latency_smoke_run_prints_the_cpu_and_the_dense_products_alone(
     assert all(float(line.split()[5]) >= 0 for line in alone)
     rows = [int(line.split("of ")[1].split()[0]) for line in alone]
     assert rows == [16, 32, 64]  # batch × S of the smoke classifier
+    assert (f"{serving_latency.PYTORCH}: not measured (only a --classifier run has PyTorch's "
+            "shapes") in out
+
+
+STAND_IN_PYTORCH = """#!{python}
+# Stands in for the throwaway PyTorch venv's Python: torch imports, and the script's
+# figures are 1000 ms per sequence; every call is logged.
+import json, sys
+if sys.argv[1] == "-c":
+    sys.exit({import_exit})
+with open({log!r}, "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\\n")
+options = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+batch = int(options["--batch-sizes"])
+print("x86_64; torch (stand-in)")
+print(json.dumps({{"batch": batch, "p50_ms": 1000.0 * batch, "p90_ms": 1100.0 * batch,
+                  "p99_ms": 1200.0 * batch}}))
+"""
+
+
+def stand_in_pytorch(tmp_path, import_exit=0):
+    """(a stand-in for `--pytorch-python`, the file that logs its calls)."""
+    python, log = tmp_path / "python", tmp_path / "calls.txt"
+    python.write_text(STAND_IN_PYTORCH.format(python=sys.executable, log=str(log),
+                                              import_exit=import_exit))
+    python.chmod(0o755)
+    return python, log
+
+
+def test_serving_times_pytorch_in_a_fresh_process_before_ours(tmp_path, capsys):
+    python, log = stand_in_pytorch(tmp_path)
+    serving_latency.main(["--smoke", "--classifier", "--pytorch", "on",
+                          "--pytorch-python", str(python)])
+    out = capsys.readouterr().out
+    assert log.read_text().splitlines() == [
+        f"{serving_latency.PYTORCH_SCRIPT} --json --batch-sizes {b} --iterations 2 --seq-len 16"
+        for b in (1, 2, 4)]
+    lines = out.splitlines()
+    for batch in (1, 2, 4):
+        row = next(i for i, line in enumerate(lines)
+                   if line.startswith(f"batch {batch:>3}  {serving_latency.PYTORCH}"))
+        assert lines[row].split()[4:7] == [f"{1000.0 * batch:.1f}", f"{1100.0 * batch:.1f}",
+                                           f"{1200.0 * batch:.1f}"]
+        assert "a fresh process before ours; peak RSS" in lines[row]
+        # it follows our three rows of that batch
+        assert [line[11:31].strip() for line in lines[row - 3:row]] == [
+            "direct Keras call", "SavedModel ids", "SavedModel raw text"]
+    ids = [float(line.split()[4]) for line in lines if "  SavedModel ids " in line]
+    assert (f"ours (SavedModel ids) / {serving_latency.PYTORCH}, p50: batch 1 "
+            f"{ids[0] / 1000:.2f}x (target ≤ 0.6x: met), batch 2 {ids[1] / 2000:.2f}x, "
+            f"batch 4 {ids[2] / 4000:.2f}x") in out
+
+
+@pytest.mark.skipif(not os.path.exists(serving_latency.PYTORCH_PYTHON),
+                    reason="no throwaway PyTorch venv here (bench/pytorch_serving_latency.py)")
+def test_the_real_pytorch_script_answers_in_the_form_serving_reads():
+    args = serving_latency.parse_args(["--classifier", "--iterations", "2"])
+    if not serving_latency.pytorch_available(args)[0]:
+        pytest.skip(f"{serving_latency.PYTORCH_PYTHON} lacks torch or transformers")
+    (p50, p90, p99), rss = serving_latency.pytorch_percentiles(args, 2, 16)
+    assert 0 < p50 <= p90 <= p99 and rss > 2**20
+
+
+def test_serving_pytorch_on_fails_where_it_cannot_run(tmp_path, capsys):
+    python, log = stand_in_pytorch(tmp_path, import_exit=1)
+    for options in (["--pytorch-python", str(python)],
+                    ["--pytorch-python", str(tmp_path / "missing" / "python")]):
+        with pytest.raises(RuntimeError, match="--pytorch on, but PyTorch transformers "
+                                               "cannot be measured"):
+            serving_latency.main(["--smoke", "--classifier", "--pytorch", "on", *options])
+    serving_latency.main(["--smoke", "--classifier", "--pytorch-python", str(python)])
+    assert f"{serving_latency.PYTORCH}: not measured (--smoke)" in capsys.readouterr().out
+    assert not log.exists()
 
 
 def test_dense_products_are_the_encoder_blocks_kernels(tmp_path):

@@ -81,25 +81,28 @@ def test_the_original_gets_the_same_batch_and_its_rate_is_read(tmp_path, fake_to
 
 def test_each_round_measures_the_original_first_and_ours_are_its_multiples(
         fake_tools, monkeypatch, capsys):
-    # Ours timed as 5 steps/s (batch 4: 20 seq/s), the original (the stand-in) 12.5 seq/s.
+    # Ours timed as 5 steps/s (batch 4: 20 seq/s), plain Keras 4 (16 seq/s), the original
+    # (the stand-in) 12.5 seq/s.
     monkeypatch.setattr(finetune_throughput, "train_rate", lambda *args, **kwargs: 5.0)
+    monkeypatch.setattr(finetune_throughput, "plain_keras_rate", lambda *args, **kwargs: 4.0)
     rows = finetune_throughput.main([
         "--original-tools", str(fake_tools), "--original", "on", "--models", "small,tiny",
         "--batch", "4", "--seq-len", "32", "--precisions", "float32", "--matmul-size", "64"])
     out = capsys.readouterr().out
     measured = [line for line in out.splitlines() if line.startswith("round ")]
-    assert measured == [
-        "round 1: measured small      4 original TF1 float32 False: 12.50 seq/s",
-        "round 1: measured small      4 float32              False: 20.00 seq/s",
-        "round 1: measured tiny       4 float32              False: 20.00 seq/s",
-        "round 2: measured small      4 original TF1 float32 False: 12.50 seq/s",
-        "round 2: measured small      4 float32              False: 20.00 seq/s",
-        "round 2: measured tiny       4 float32              False: 20.00 seq/s"]
+    assert measured == [f"round {r}: measured {row}" for r in (1, 2) for row in (
+        "small      4 original TF1 float32       False: 12.50 seq/s",
+        "small      4 float32                    False: 20.00 seq/s",
+        "small      4 plain Keras float32        False: 16.00 seq/s",
+        "tiny       4 float32                    False: 20.00 seq/s",
+        "tiny       4 plain Keras float32        False: 16.00 seq/s")]
     assert "original TF1 code: not measured for the tiny model (the original has none)" in out
     assert "small: ours / original TF1 float32: float32 1.60x" in out
     assert "tiny: ours / original" not in out
+    assert "small: ours / plain Keras (best of each): float32 1.25x" in out
     assert set(rows) == {("small", original.NAME, False), ("small", "float32", False),
-                         ("tiny", "float32", False)}
+                         ("tiny", "float32", False), ("small", "plain Keras float32", False),
+                         ("tiny", "plain Keras float32", False)}
 
 
 def test_ours_are_given_as_ratios_to_the_original(capsys):
