@@ -107,8 +107,8 @@ def steps_per_second(step, steps, warmup=3, median=False):
     """Calls `step()` `warmup` times untimed (tracing, compilation), then `steps` times.
 
     Args:
-        step: a function with no arguments returning a tensor (e.g. the loss) or a
-            nest of tensors.
+        step: a function with no arguments returning a tensor (e.g. the loss), a nest of
+            tensors, or host numbers (Keras' `train_on_batch`).
         steps: timed calls (≥ 1).
         warmup: untimed calls before.
         median: time each call on its own (waiting for its result) and use the median

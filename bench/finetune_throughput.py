@@ -14,10 +14,11 @@ Every row is measured `--rounds` times in turn, the best kept.
 
 Beside ours, `--plain-keras on` (the default) measures what plain Keras does with the same
 network: keras-hub's `ElectraBackbone` of the same sizes, [CLS] → dropout → `Dense(3)`,
-`compile` with Keras' `AdamW` (the same peak LR, linear decay, weight decay 0.01 without
-LayerNorm and biases, the global-norm clip 1) and the summed cross-entropy, trained by
-`train_on_batch` on the same batch (rows "plain Keras <precision>"; its `jit_compile` is the
-row's). It is a baseline for speed only: keras-hub's layers are not the original's numbers.
+`compile` with Keras' `AdamW` (the same peak LR decaying linearly, without warm-up or
+layer-wise decay; weight decay 0.01 without LayerNorm and biases; the global-norm clip 1)
+and the summed cross-entropy, trained by `train_on_batch` on the same batch (rows "plain
+Keras <precision>"; its `jit_compile` is the row's). A baseline for speed only: keras-hub's
+layers (a tanh-approximate GELU, for one) are not the original's numbers.
 
 MFU = training FLOPs per second / the float32 matmul peak measured in the same run, the
 FLOPs counted as the pretraining benchmark does (`electra_tf/flops.py`: 2 × forward, the
@@ -41,10 +42,10 @@ import common  # bench/common.py: puts the repository on sys.path
 import original
 
 import keras  # noqa: E402
-import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from electra_tf import config as config_lib  # noqa: E402
 from electra_tf.training import distribute  # noqa: E402
 from finetune import tasks as tasks_lib  # noqa: E402
 from finetune import trainer  # noqa: E402
@@ -121,15 +122,19 @@ def train_rate(config, features, steps, warmup, task=TASK):
 
 
 def plain_keras_model(config, num_labels=3):
-    """keras-hub's `ElectraBackbone` of `config`'s sizes with a [CLS] → dropout → dense head,
-    compiled as plain Keras compiles a classifier (`plain_keras_rate`'s docstring)."""
+    """What plain Keras builds for `config`'s classifier: keras-hub's `ElectraBackbone` of the
+    same sizes, [CLS] → dropout → a float32 dense head, compiled with Keras' `AdamW` (peak LR
+    decaying linearly, no warm-up and no layer-wise decay; weight decay except LayerNorm and
+    biases; the global-norm clip 1) and the summed cross-entropy; `jit_compile` the row's."""
+    import keras_hub  # here: only the plain Keras rows need it (squad_throughput imports us)
+
     bert = config.bert_config()
     backbone = keras_hub.models.ElectraBackbone(
         vocab_size=bert.vocab_size, num_layers=bert.num_hidden_layers,
         num_heads=bert.num_attention_heads, hidden_dim=bert.hidden_size,
-        embedding_dim=config.embedding_size, intermediate_dim=bert.intermediate_size,
-        dropout=bert.hidden_dropout_prob, max_sequence_length=bert.max_position_embeddings,
-        num_segments=bert.type_vocab_size)
+        embedding_dim=config_lib.embedding_size(config, bert),
+        intermediate_dim=bert.intermediate_size, dropout=bert.hidden_dropout_prob,
+        max_sequence_length=bert.max_position_embeddings, num_segments=bert.type_vocab_size)
     cls = backbone.output["sequence_output"][:, 0, :]
     logits = keras.layers.Dense(num_labels, dtype="float32")(
         keras.layers.Dropout(bert.hidden_dropout_prob)(cls))
@@ -291,12 +296,18 @@ def main(argv=None):
     return rows
 
 
+def best_of(rows, model, prefix=""):
+    """{precision: the best (seq/s, MFU) over jit_compile of `model`'s rows labelled
+    `prefix` + precision, or None}."""
+    return {p: max((v for (m, q, _), v in rows.items() if m == model and q == prefix + p),
+                   default=None) for p in common.PRECISIONS}
+
+
 def print_targets(rows, peaks):
     """Whether each model meets the issue's targets (best over jit_compile settings), and our
     best of each precision over the original's rate where it was measured."""
     for model in dict.fromkeys(m for m, _, _ in rows):
-        best = {p: max((v for (m, q, _), v in rows.items() if m == model and q == p),
-                       default=None) for p in common.PRECISIONS}
+        best = best_of(rows, model)
         if best["float32"]:
             mfu = best["float32"][1]
             print(f"{model}: float32 MFU {100 * mfu:.1f}% (target ≥ {100 * MFU_TARGET:.0f}%): "
@@ -311,9 +322,7 @@ def print_targets(rows, peaks):
         if then:
             print(f"{model}: ours / {original.NAME}: " + ", ".join(
                 f"{p} {best[p][0] / then[0]:.2f}x" for p in common.PRECISIONS if best[p]))
-        plain = {p: max((v for (m, q, _), v in rows.items()
-                         if m == model and q == PLAIN_KERAS + p), default=None)
-                 for p in common.PRECISIONS}
+        plain = best_of(rows, model, PLAIN_KERAS)
         if any(best[p] and plain[p] for p in common.PRECISIONS):
             print(f"{model}: ours / plain Keras (best of each): " + ", ".join(
                 f"{p} {best[p][0] / plain[p][0]:.2f}x" for p in common.PRECISIONS

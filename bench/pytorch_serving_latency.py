@@ -5,13 +5,15 @@ V=30522, 2 labels, every input S=128 tokens, random weights).
 Runs in a throwaway environment, not the project's (PyTorch is no dependency of ours):
 
     python3 -m venv /tmp/torch-venv
-    /tmp/torch-venv/bin/pip install torch transformers
+    /tmp/torch-venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
+    /tmp/torch-venv/bin/pip install transformers
     /tmp/torch-venv/bin/python bench/pytorch_serving_latency.py [--batch-sizes 1,32]
 
 Prints the CPU, the thread count and, per batch size, p50/p90/p99 of `model(...)` under
 `torch.inference_mode()` (after 3 untimed calls), as `serving_latency.py` prints ours;
-with `--json`, one JSON object per batch size instead ({"batch", "p50_ms", "p90_ms",
-"p99_ms"}): how `serving_latency.py --pytorch-python` runs it beside ours.
+with `--json`, after that first line, one JSON object per batch size ({"batch", "p50_ms",
+"p90_ms", "p99_ms"}) instead of the table: how `serving_latency.py --pytorch-python` runs
+it beside ours.
 """
 
 import argparse

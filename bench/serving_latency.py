@@ -29,7 +29,8 @@ timed too, before ours at each batch size, in a fresh process of the Python give
 `--pytorch-python` (`bench/pytorch_serving_latency.py`; by default the throwaway venv its
 docstring builds, /tmp/torch-venv: PyTorch is no dependency of the project), and our ids
 signature's p50 is given as a multiple of PyTorch's (`--pytorch auto`, the default: when
-that Python has torch and transformers; `on` makes their absence an error).
+that Python has torch and transformers, and not with `--smoke`; `on` makes their absence,
+or a run without `--classifier`, an error before anything is exported).
 
 `--batching` (default model: the random SST classifier) times `serving_default` alone at
 batch sizes 1, 2, 4, ..., 64, every text filled to S (the costliest batch TF Serving's
@@ -206,7 +207,8 @@ def fetch(outputs):
 
 
 def pytorch_available(args):
-    """(whether PyTorch's classifier is measured, why not), as `--pytorch` says.
+    """(whether PyTorch's classifier is measured, why not), as `--pytorch` says; on success
+    `args.pytorch_python` becomes the interpreter's path (a command name is looked up).
 
     Raises:
         RuntimeError: `--pytorch on` and it cannot be.
@@ -214,21 +216,35 @@ def pytorch_available(args):
     ok, why = False, "--pytorch off"
     if args.pytorch == "off":
         return ok, why
+    python = shutil.which(args.pytorch_python)
     if not args.classifier or args.model_dir or args.batching:
         why = ("only a --classifier run has PyTorch's shapes (the random ELECTRA-Small "
                "SST classifier, S=128)")
     elif args.smoke and args.pytorch == "auto":  # with `on`, against a tiny model of ours
         why = "--smoke"
-    elif not os.path.exists(args.pytorch_python):
-        why = f"{args.pytorch_python} not found (see {PYTORCH_SCRIPT}'s docstring)"
+    elif python is None:
+        why = (f"{args.pytorch_python}: no such executable (see {PYTORCH_SCRIPT}'s docstring "
+               "for the throwaway venv)")
     else:
-        done = subprocess.run([args.pytorch_python, "-c", "import torch, transformers"],
+        done = subprocess.run([python, "-c", "import torch, transformers"],
                               capture_output=True, text=True, check=False)
         lines = done.stderr.strip().splitlines()
-        ok, why = done.returncode == 0, lines[-1] if lines else ""
+        ok, why = done.returncode == 0, (lines[-1] if lines else
+                                         f"{python}: `import torch, transformers` exited "
+                                         f"{done.returncode}")
+        args.pytorch_python = python
     if args.pytorch == "on" and not ok:
         raise RuntimeError(f"--pytorch on, but {PYTORCH} cannot be measured: {why}")
     return ok, why
+
+
+def against_pytorch_line(ratios):
+    """The closing line: {batch: our ids signature's p50 / PyTorch's}, with the target."""
+    target_batch, target = PYTORCH_TARGET
+    return f"ours (SavedModel ids) / {PYTORCH}, p50: " + ", ".join(
+        f"batch {b} {r:.2f}x" + (f" (target ≤ {target}x: {'met' if r <= target else 'NOT met'})"
+                                 if b == target_batch else "")
+        for b, r in ratios.items())
 
 
 def pytorch_percentiles(args, batch, seq_len):
@@ -295,17 +311,19 @@ def build_and_export(args, root, classifier):
     return model_dir, export_dir, tokens[200:] if tokens else ["word"]
 
 
-def run(args, root):
-    """Exports into `root` (and builds the random model there) and prints the figures."""
+def run(args, root, with_pytorch):
+    """Exports into `root` (and builds the random model there) and prints the figures; with
+    PyTorch's classifier beside ours if `with_pytorch`.
+
+    Returns:
+        {batch size: our ids signature's p50 / PyTorch's} (empty without PyTorch).
+    """
     model_dir, export_dir, words = build_and_export(args, root, args.classifier)
     ids_name, keras_call, max_len, network = direct_call(model_dir)
     served = tf.saved_model.load(export_dir)
     text_signature = served.signatures["serving_default"]
     ids_signature = served.signatures[ids_name]
     rng = random.Random(1)
-    with_pytorch, why = pytorch_available(args)
-    if not with_pytorch:
-        print(f"{PYTORCH}: not measured ({why})")
     print(f"{os.cpu_count()} CPU cores, S={max_len}, {args.iterations} timed calls each; "
           f"latency in ms (p50 / p90 / p99), throughput at p50; ids signature {ids_name}")
     against_pytorch = {}
@@ -333,18 +351,13 @@ def run(args, root):
               f"{flop / max(seconds, 1e-9) / 1e9:.0f} GFLOP/s; {seconds * 1000 / base:.2f}x the "
               f"direct call)")
     if against_pytorch:
-        target_batch, target = PYTORCH_TARGET
-        print(f"ours (SavedModel ids) / {PYTORCH}, p50: " + ", ".join(
-            f"batch {b} {r:.2f}x" + (f" (target ≤ {target}x: "
-                                     f"{'met' if r <= target else 'NOT met'})"
-                                     if b == target_batch else "")
-            for b, r in against_pytorch.items()))
-    if args.smoke:  # the fresh processes take longer than the rest of a smoke run
-        return
-    for replay in (False, True):
-        seconds = first_call_in_fresh_process(export_dir, replay)
-        print(f"first call after loading, {'after' if replay else 'without'} warm-up: "
-              f"{seconds * 1000:.0f} ms")
+        print(against_pytorch_line(against_pytorch))
+    if not args.smoke:  # the fresh processes take longer than the rest of a smoke run
+        for replay in (False, True):
+            seconds = first_call_in_fresh_process(export_dir, replay)
+            print(f"first call after loading, {'after' if replay else 'without'} warm-up: "
+                  f"{seconds * 1000:.0f} ms")
+    return against_pytorch
 
 
 def derive_batching_parameters(p50_ms, cpu_cores, throughput_tolerance=0.1,
@@ -546,7 +559,8 @@ def parse_args(argv=None):
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--pytorch", default="auto", choices=("auto", "on", "off"),
                         help="--classifier: time PyTorch transformers' ELECTRA-Small "
-                             "classifier too (auto: when --pytorch-python has it)")
+                             "classifier too (auto: when --pytorch-python has it, and not "
+                             "with --smoke)")
     parser.add_argument("--pytorch-python", default=PYTORCH_PYTHON,
                         help=f"a Python with torch and transformers (default {PYTORCH_PYTHON})")
     parser.add_argument("--latency-budget-ms", type=float, help="--batching: the largest "
@@ -574,15 +588,19 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Runs the benchmark; returns the derived parameters with `--batching`, else None."""
+    """Runs the benchmark; returns the derived parameters with `--batching`, else `run`'s
+    ratios to PyTorch."""
     args = parse_args(argv)
     if args.first_call:
         print(first_call(args.first_call, args.replay_warmup))
         return None
+    with_pytorch, why = pytorch_available(args)  # before any work: `on` may fail
     common.print_machine(common.PRECISIONS, args.matmul_size)
+    if not with_pytorch and not args.batching:
+        print(f"{PYTORCH}: not measured ({why})")
     root = tempfile.mkdtemp(prefix="serving-latency-")
     try:
-        return run_batching(args, root) if args.batching else run(args, root)
+        return run_batching(args, root) if args.batching else run(args, root, with_pytorch)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
