@@ -45,7 +45,6 @@ calls, a 256×256 peak matmul, no fresh processes; it only checks that the bench
 import argparse
 import ast
 import collections
-import json
 import os
 import random
 import re
