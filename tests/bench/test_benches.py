@@ -247,6 +247,15 @@ def test_the_real_pytorch_script_answers_in_the_form_serving_reads():
     assert 0 < p50 <= p90 <= p99 and rss > 2**20
 
 
+def test_serving_pytorch_python_may_be_a_command_on_the_path(tmp_path, monkeypatch):
+    python, _ = stand_in_pytorch(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    args = serving_latency.parse_args(["--classifier", "--pytorch", "on",
+                                       "--pytorch-python", python.name])
+    assert serving_latency.pytorch_available(args)[0]
+    assert args.pytorch_python == str(python)
+
+
 def test_serving_pytorch_on_fails_before_any_work_where_it_cannot_run(tmp_path, capsys,
                                                                       monkeypatch):
     python, log = stand_in_pytorch(tmp_path, import_exit=1)
