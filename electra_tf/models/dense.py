@@ -8,13 +8,13 @@ other on a matrix. A short request spends much of its time in such small ops
 (docs/benchmarks.md). The products and sums are Keras'; a fused GELU is evaluated by oneDNN,
 whose erf differs from TensorFlow's by float32 rounding.
 
-Training keeps Keras' products, except the bias gradient (`add_bias`); its exact GELU is
-`fused.gelu` (one XLA kernel each way).
+Training keeps Keras' forward product; its gradients are written out (`project`: the
+float32 input gradient against a transposed copy of the kernel), as is the bias gradient
+(`add_bias`); its exact GELU is `fused.gelu` (one XLA kernel each way).
 """
 
 import keras
 import tensorflow as tf
-from keras import ops
 
 from electra_tf.models.fused import gelu
 from electra_tf.models.numerics import exact_gelu
@@ -42,6 +42,41 @@ def add_bias(y, bias):
     return y + bias, grad
 
 
+@tf.custom_gradient
+def project(x, kernel):
+    """`x · kernel` over the last axis, as Keras' `tensordot` computes it (one 2-D MatMul).
+
+    Its input gradient dy · kernelᵀ is, for a small float32 kernel wider than tall, a
+    product with a transposed copy of the kernel: oneDNN's transposed-operand product runs
+    1.3× slower than the copy's at ELECTRA-Small's 256 → 1024 (the copy costs 0.2 ms),
+    while at Base's sizes the products are equally fast and copying 9 MB loses 5%; in
+    bfloat16 the transposed operand is the faster one (docs/benchmarks.md). Either way the
+    numbers are the same: oneDNN sums the same values in the same order (bit-identical,
+    `tests/electra_tf/models/test_dense.py`). The copy is an `einsum` because grappler
+    folds a `Transpose` back into the product's flag.
+
+    Args:
+        x: [..., in].
+        kernel: [in, out], x's dtype.
+    Returns:
+        [..., out].
+    """
+    fan_in, fan_out = kernel.shape
+    rows = tf.reshape(x, [-1, fan_in])
+    y = tf.reshape(tf.matmul(rows, kernel), tf.concat([tf.shape(x)[:-1], [fan_out]], axis=0))
+    y.set_shape(x.shape[:-1].concatenate([fan_out]))
+
+    def grad(dy):
+        dy_rows = tf.reshape(dy, [-1, fan_out])
+        if kernel.dtype == tf.float32 and fan_in < fan_out and fan_in * fan_out <= 2**18:
+            dx = tf.matmul(dy_rows, tf.einsum("ij->ji", kernel))
+        else:
+            dx = tf.matmul(dy_rows, kernel, transpose_b=True)
+        return tf.reshape(dx, tf.shape(x)), tf.matmul(rows, dy_rows, transpose_a=True)
+
+    return y, grad
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class Dense(keras.layers.Dense):
     """`keras.layers.Dense` (same arguments, variables and outputs), computed on a matrix.
@@ -57,9 +92,9 @@ class Dense(keras.layers.Dense):
         if self.lora_enabled or self.quantization_mode:
             return super().call(inputs, training=training)
         if training:
-            # Keras' products: the MatMul → BiasAdd chain measured 3% slower in a
-            # mixed_bfloat16 training step, and no faster in float32.
-            y = ops.matmul(inputs, self.kernel)
+            # Keras' product without the BiasAdd fusion: the MatMul → BiasAdd chain
+            # measured 3% slower in a mixed_bfloat16 training step, no faster in float32.
+            y = project(inputs, tf.cast(self.kernel, self.compute_dtype))
             if self.use_bias:
                 y = add_bias(y, tf.cast(self.bias, self.compute_dtype))
         else:

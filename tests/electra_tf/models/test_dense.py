@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.models import numerics
-from electra_tf.models.dense import Dense, add_bias
+from electra_tf.models.dense import Dense, add_bias, project
 
 
 def pair(activation, units=6, width=8):
@@ -87,3 +87,30 @@ def test_the_bias_gradient_is_the_sum_of_the_output_gradient_rows(dtype, rtol):
     np.testing.assert_allclose(tf.cast(dy, "float64"), weights, rtol=rtol)
     np.testing.assert_allclose(tf.cast(dbias, "float64"), weights.sum(axis=(0, 1)),
                                rtol=4 * rtol, atol=4 * rtol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("fan_in, fan_out, copies", [(256, 1024, True), (1024, 256, False),
+                                                      (768, 3072, False)])
+def test_project_gives_tensordots_product_and_gradients_bit_for_bit(dtype, fan_in, fan_out,
+                                                                     copies):
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.normal(size=(2, 8, fan_in)), dtype)
+    kernel = tf.constant(rng.normal(size=(fan_in, fan_out)), dtype)
+    weights = tf.constant(rng.normal(size=(2, 8, fan_out)), dtype)
+
+    def run(product):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            y = product(x, kernel)
+            loss = tf.reduce_sum(y * weights)
+        return (y, *tape.gradient(loss, [x, kernel]))
+
+    ours = tf.function(lambda: run(project))
+    theirs = tf.function(lambda: run(lambda x, k: tf.tensordot(x, k, axes=[[-1], [0]])))
+    for a, b in zip(ours(), theirs()):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(a.numpy().astype("float32"), b.numpy().astype("float32"))
+    # The input gradient takes a transposed copy only for a small float32 kernel wider than tall.
+    ops = {op.type for op in ours.get_concrete_function().graph.get_operations()}
+    assert ("Einsum" in ops) == (copies and dtype == "float32")
