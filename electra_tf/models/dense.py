@@ -42,6 +42,14 @@ def add_bias(y, bias):
     return y + bias, grad
 
 
+def unflatten(rows, like):
+    """[N, width] rows back to `like`'s leading dimensions: [..., width], static where known."""
+    width = rows.shape[-1]
+    y = tf.reshape(rows, tf.concat([tf.shape(like)[:-1], [width]], axis=0))
+    y.set_shape(like.shape[:-1].concatenate([width]))
+    return y
+
+
 @tf.custom_gradient
 def project(x, kernel):
     """`x · kernel` over the last axis, as Keras' `tensordot` computes it (one 2-D MatMul).
@@ -63,8 +71,7 @@ def project(x, kernel):
     """
     fan_in, fan_out = kernel.shape
     rows = tf.reshape(x, [-1, fan_in])
-    y = tf.reshape(tf.matmul(rows, kernel), tf.concat([tf.shape(x)[:-1], [fan_out]], axis=0))
-    y.set_shape(x.shape[:-1].concatenate([fan_out]))
+    y = unflatten(tf.matmul(rows, kernel), x)
 
     def grad(dy):
         dy_rows = tf.reshape(dy, [-1, fan_out])
@@ -107,8 +114,4 @@ class Dense(keras.layers.Dense):
             y = gelu(y)
         elif self.activation is not None:
             y = self.activation(y)
-        if training or inputs.shape.rank == 2:
-            return y
-        y = tf.reshape(y, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
-        y.set_shape(inputs.shape[:-1].concatenate([self.units]))
-        return y
+        return y if training or inputs.shape.rank == 2 else unflatten(y, inputs)
